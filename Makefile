@@ -1,0 +1,43 @@
+# Everything installs into .venv; each target installs first if needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The releases that lie on the build machines' disk; users may install any torch>=2.4.
+TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_SILENT := true
+
+.PHONY: install test lint format demo bench params clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev]" $(TORCH_PIN)
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+params: install
+	$(BIN)/pconv params
+
+demo: install
+	$(BIN)/python -m pconv demo
+
+bench: install
+	$(BIN)/python experiments/benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache lightning_logs wandb outputs
