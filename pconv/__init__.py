@@ -1,8 +1,25 @@
 """pconv: image inpainting with partial convolutions (Liu et al., ECCV 2018)."""
 
+import importlib
 import os
 
 # albumentations checks PyPI for updates on import unless told not to; never do that.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+# Heavy entry points load on first use, so `import pconv` (and the CLI's start) stays quick.
+_LAZY = {
+    "InpaintingModule": "pconv.module",
+    "InpaintingDataModule": "pconv.data.datamodule",
+    "Inpainter": "pconv.inference",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pconv' has no attribute {name!r}")
+
+
+__all__ = ["Inpainter", "InpaintingDataModule", "InpaintingModule", "__version__"]

@@ -1,0 +1,184 @@
+"""The paper's PConv U-Net (Liu et al., ECCV 2018, section 3.3 and the appendix table).
+
+At 512×512 the network has 8 encoder levels (PConv1-8) and 8 decoder levels (PConv9-16):
+
+- encoder level 1: 7×7, 64 channels, stride 2, no BN, ReLU
+- encoder level 2: 5×5, 128, stride 2, BN, ReLU
+- encoder level 3: 5×5, 256, stride 2, BN, ReLU
+- encoder levels 4+: 3×3, 512, stride 2, BN, ReLU
+- decoder: nearest ×2 upsampling, concatenation with the encoder output one level up
+  (features and masks separately), 3×3 stride 1 partial conv to that level's width, BN,
+  LeakyReLU(0.2); the last layer sees the input image and its mask and has no BN and no
+  activation.
+
+Layers followed by BN carry no convolution bias (BN's shift makes it redundant); PConv1 and
+the last layer do.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pconv.nn.partial_conv import PartialConv2d
+
+#: (kernel, channels) of encoder levels 1, 2, 3; every deeper level uses DEEP_LEVEL.
+FIRST_LEVELS = ((7, 64), (5, 128), (5, 256))
+DEEP_LEVEL = (3, 512)
+DECODER_KERNEL = 3
+DECODER_SLOPE = 0.2
+#: ImageNet statistics: the network standardises its [0, 1] input with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class PConvBlock(nn.Module):
+    """PartialConv2d → optional BatchNorm → optional activation, with the mask passed along.
+
+    ``forward(masked_x, mask_sum) -> (out, new_mask)`` takes features already zeroed in their
+    holes and the channel-summed mask (see :meth:`PartialConv2d.forward_masked`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        batch_norm: bool,
+        activation: nn.Module | None,
+    ) -> None:
+        super().__init__()
+        self.conv = PartialConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            bias=not batch_norm,
+        )
+        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = activation if activation is not None else nn.Identity()
+
+    def forward(
+        self, masked_x: torch.Tensor, mask_sum: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out, new_mask = self.conv.forward_masked(masked_x, mask_sum)
+        return self.act(self.bn(out)), new_mask
+
+
+def encoder_spec(levels: int) -> list[tuple[int, int]]:
+    """(kernel, channels) of each encoder level, at full width."""
+    return [FIRST_LEVELS[i] if i < len(FIRST_LEVELS) else DEEP_LEVEL for i in range(levels)]
+
+
+class PConvUNet(nn.Module):
+    """Partial-convolution U-Net for inpainting.
+
+    Args:
+        levels: encoder depth; 8 at 512×512 (the paper), 7 is usual at 256×256.
+        width_mult: scales every hidden width (not the RGB output); 1.0 is the paper.
+        in_channels: image channels.
+
+    ``forward(image, mask) -> output``:
+        - ``image``: N×C×H×W in [0, 1]; values in the holes are ignored.
+        - ``mask``: N×1×H×W, 1 = valid, 0 = hole.
+        - ``output``: N×C×H×W, the raw prediction on the [0, 1] scale (not clamped, not
+          composited).
+
+    H and W must be multiples of 2**levels.
+    """
+
+    def __init__(self, levels: int = 8, width_mult: float = 1.0, in_channels: int = 3) -> None:
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"PConvUNet: levels must be >= 1, got {levels}")
+        if width_mult <= 0:
+            raise ValueError(f"PConvUNet: width_mult must be > 0, got {width_mult}")
+        self.levels = levels
+        widths = [max(1, round(c * width_mult)) for _, c in encoder_spec(levels)]
+        kernels = [k for k, _ in encoder_spec(levels)]
+
+        self.encoder = nn.ModuleList()
+        previous = in_channels
+        for level, (kernel, width) in enumerate(zip(kernels, widths, strict=True)):
+            self.encoder.append(
+                PConvBlock(previous, width, kernel, 2, batch_norm=level > 0, activation=nn.ReLU())
+            )
+            previous = width
+
+        # decoder[i] restores the resolution of encoder level i (level -1 being the image).
+        skip_widths = [in_channels, *widths[:-1]]
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(levels)):
+            last = i == 0
+            self.decoder.append(
+                PConvBlock(
+                    previous + skip_widths[i],
+                    skip_widths[i],
+                    DECODER_KERNEL,
+                    1,
+                    batch_norm=not last,
+                    activation=None if last else nn.LeakyReLU(DECODER_SLOPE),
+                )
+            )
+            previous = skip_widths[i]
+
+        self.register_buffer(
+            "mean", torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this number."""
+        return 2**self.levels
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raise a ValueError naming usable sizes if H×W does not fit the network."""
+        m = self.multiple
+        if height % m or width % m or height == 0 or width == 0:
+
+            def near(side: int) -> str:
+                low = max(m, side // m * m)
+                return str(low) if low >= side else f"{low} or {low + m}"
+
+            raise ValueError(
+                f"PConvUNet with {self.levels} levels needs sides that are multiples of {m}; "
+                f"got {height}×{width}. Use {near(height)} × {near(width)}, or pad the input."
+            )
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 1:
+            raise ValueError(
+                f"PConvUNet expects image N×C×H×W and mask N×1×H×W, got {tuple(image.shape)} "
+                f"and {tuple(mask.shape)}"
+            )
+        if image.shape[0] != mask.shape[0] or image.shape[2:] != mask.shape[2:]:
+            raise ValueError(
+                f"PConvUNet: image {tuple(image.shape)} and mask {tuple(mask.shape)} differ in "
+                "batch or size"
+            )
+        self.check_size(*image.shape[2:])
+
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        mask = mask.to(torch.float32)
+        features, masks = [x], [mask]
+        for block in self.encoder:
+            x, mask = block(x * mask.to(x.dtype), mask * x.shape[1])
+            features.append(x)
+            masks.append(mask)
+
+        for block, skip, skip_mask in zip(
+            self.decoder, reversed(features[:-1]), reversed(masks[:-1]), strict=True
+        ):
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            mask = F.interpolate(mask, scale_factor=2, mode="nearest")
+            # Each concatenated part keeps its own single-channel mask; their channel-weighted
+            # sum is exactly what a per-channel mask of the concatenation would sum to.
+            masked_x = torch.cat([x * mask.to(x.dtype), skip * skip_mask.to(skip.dtype)], dim=1)
+            mask_sum = mask * x.shape[1] + skip_mask * skip.shape[1]
+            x, mask = block(masked_x, mask_sum)
+
+        return x * self.std.to(x.dtype) + self.mean.to(x.dtype)
