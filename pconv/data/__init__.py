@@ -1,0 +1,59 @@
+"""Data: masks, image sources, transforms, shards and the InpaintingDataModule.
+
+litdata and skimage are imported only by the code paths that need them (shards, samples).
+"""
+
+from pconv.data.buckets import (
+    BUCKETS,
+    NUM_BUCKETS,
+    OUT_OF_RANGE,
+    bucket_label,
+    bucket_of,
+    buckets_of,
+)
+from pconv.data.datamodule import InpaintingDataModule
+from pconv.data.images import (
+    DataSourceError,
+    UnreadableImageError,
+    UnreadableImageWarning,
+    decode_image,
+    open_image_source,
+    read_image,
+)
+from pconv.data.mask_files import MaskFileError, MaskFileSource
+from pconv.data.masks import (
+    MASK_PRESETS,
+    MaskGenerationError,
+    StrokeMaskGenerator,
+    bucketed_mask,
+    eval_mask,
+    hole_ratio,
+    make_mask_generator,
+    touches_border,
+)
+
+__all__ = [
+    "BUCKETS",
+    "MASK_PRESETS",
+    "NUM_BUCKETS",
+    "OUT_OF_RANGE",
+    "DataSourceError",
+    "InpaintingDataModule",
+    "MaskFileError",
+    "MaskFileSource",
+    "MaskGenerationError",
+    "StrokeMaskGenerator",
+    "UnreadableImageError",
+    "UnreadableImageWarning",
+    "bucket_label",
+    "bucket_of",
+    "buckets_of",
+    "bucketed_mask",
+    "decode_image",
+    "eval_mask",
+    "hole_ratio",
+    "make_mask_generator",
+    "open_image_source",
+    "read_image",
+    "touches_border",
+]

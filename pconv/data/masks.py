@@ -1,0 +1,354 @@
+"""Irregular hole masks: a random brush-stroke generator, its presets and bucketed eval masks.
+
+Convention (DESIGN.md): a mask is an H×W ``uint8`` array, 1 = valid pixel, 0 = hole.
+
+:class:`StrokeMaskGenerator` draws polylines of random width with round joints (OpenCV draws
+round caps at every vertex of a thick polyline), optionally plus filled boxes, ellipses and
+circles. Sizes are given in pixels *at a reference size* (the shorter image side, 256 by
+default) and scaled to the requested size, so one preset works at 256 and at 512.
+
+Evaluation masks are deterministic: :func:`eval_mask` derives mask ``index`` of a split from
+``(seed, index)`` alone, with :func:`bucketed_mask` steering the hole ratio into one of the
+paper's buckets and the holes onto or away from the image border.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from pconv.data.buckets import BUCKETS, NUM_BUCKETS
+
+VALID = 1
+HOLE = 0
+
+#: Shape kinds :class:`StrokeMaskGenerator` can add besides strokes.
+SHAPE_KINDS = ("box", "ellipse", "circle")
+#: Number of evaluation splits: holes away from the border (0) and touching it (1).
+NUM_BORDER_SPLITS = 2
+
+
+def hole_ratio(mask: np.ndarray) -> float:
+    """Fraction of hole pixels of a uint8 {0,1} mask, in [0, 1]."""
+    return 1.0 - cv2.countNonZero(mask) / mask.size
+
+
+def touches_border(mask: np.ndarray) -> bool:
+    """True when any hole pixel lies in the outermost row or column of the mask."""
+    return bool(
+        (mask[0] == HOLE).any()
+        or (mask[-1] == HOLE).any()
+        or (mask[:, 0] == HOLE).any()
+        or (mask[:, -1] == HOLE).any()
+    )
+
+
+def _uniform_int(u: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Map uniforms in [0, 1) to integers in [low, high] (inclusive)."""
+    return low + np.minimum((u * (high - low + 1)).astype(np.int64), high - low)
+
+
+class StrokeMaskGenerator:
+    """Random brush-stroke masks: ``gen(rng, height, width) -> H×W uint8``, 1 valid, 0 hole.
+
+    Every length below is in pixels at ``reference_size`` (the shorter image side) and is
+    scaled linearly to the requested size.
+
+    Args:
+        min_strokes, max_strokes: number of strokes per mask (inclusive range).
+        min_vertices, max_vertices: vertices per stroke (2 = a single segment).
+        min_length, max_length: length of each segment.
+        min_width, max_width: brush width of a stroke.
+        max_turn: largest change of direction between two segments, radians.
+        shape_probability: probability that a mask also gets filled shapes.
+        min_shapes, max_shapes: number of shapes when it does.
+        min_shape_size, max_shape_size: side of a box, diameter of a circle or ellipse axis.
+        shape_kinds: which of :data:`SHAPE_KINDS` to draw from.
+        reference_size: the image side the lengths above are given for.
+    """
+
+    def __init__(
+        self,
+        min_strokes: int = 1,
+        max_strokes: int = 5,
+        min_vertices: int = 2,
+        max_vertices: int = 6,
+        min_length: float = 10.0,
+        max_length: float = 100.0,
+        min_width: float = 5.0,
+        max_width: float = 50.0,
+        max_turn: float = math.pi / 2,
+        shape_probability: float = 0.0,
+        min_shapes: int = 1,
+        max_shapes: int = 3,
+        min_shape_size: float = 10.0,
+        max_shape_size: float = 50.0,
+        shape_kinds: Sequence[str] = SHAPE_KINDS,
+        reference_size: int = 256,
+    ) -> None:
+        unknown = set(shape_kinds) - set(SHAPE_KINDS)
+        if unknown:
+            raise ValueError(f"unknown shape kinds {sorted(unknown)}; valid: {SHAPE_KINDS}")
+        if not 0 <= min_strokes <= max_strokes or not 2 <= min_vertices <= max_vertices:
+            raise ValueError("need 0 <= min_strokes <= max_strokes and 2 <= min_vertices <= max")
+        self.min_strokes, self.max_strokes = min_strokes, max_strokes
+        self.min_vertices, self.max_vertices = min_vertices, max_vertices
+        self.min_length, self.max_length = min_length, max_length
+        self.min_width, self.max_width = min_width, max_width
+        self.max_turn = max_turn
+        self.shape_probability = shape_probability
+        self.min_shapes, self.max_shapes = min_shapes, max_shapes
+        self.min_shape_size, self.max_shape_size = min_shape_size, max_shape_size
+        self.shape_kinds = tuple(shape_kinds)
+        self.reference_size = reference_size
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+    def __call__(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+        """A fresh H×W uint8 mask (1 valid, 0 hole)."""
+        mask = np.full((height, width), VALID, np.uint8)
+        n_strokes = int(rng.integers(self.min_strokes, self.max_strokes + 1))
+        self.draw_strokes(mask, rng, n_strokes)
+        if self.shape_probability > 0 and rng.random() < self.shape_probability:
+            self.draw_shapes(mask, rng, int(rng.integers(self.min_shapes, self.max_shapes + 1)))
+        return mask
+
+    def _scale(self, mask: np.ndarray) -> float:
+        return min(mask.shape) / self.reference_size
+
+    def draw_strokes(
+        self,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+        count: int,
+        size_factor: float = 1.0,
+        start_on_border: bool = False,
+    ) -> None:
+        """Draw ``count`` strokes into ``mask`` in place.
+
+        ``size_factor`` multiplies widths and lengths (used to steer the hole ratio);
+        ``start_on_border`` starts every stroke on a random point of the image border.
+        All random numbers of a call come from one ``rng.random`` draw: per-call overhead,
+        not rasterisation, dominates small strokes.
+        """
+        if count == 0:
+            return
+        height, width = mask.shape
+        scale = self._scale(mask) * size_factor
+        segments = self.max_vertices - 1
+        u = rng.random((count, 4 + 2 * segments))
+        if start_on_border:
+            starts = _border_points(u[:, 0], u[:, 1], height, width)
+        else:
+            starts = np.stack([u[:, 0] * width, u[:, 1] * height], axis=1)
+        n_vertices = _uniform_int(u[:, 2], self.min_vertices, self.max_vertices)
+        brush = np.maximum(
+            1, np.rint((self.min_width + u[:, 3] * (self.max_width - self.min_width)) * scale)
+        ).astype(np.int64)
+        turns = (2 * u[:, 4 : 4 + segments] - 1) * self.max_turn
+        # The first "turn" is the stroke's initial direction, uniform over the circle.
+        turns[:, 0] = u[:, 4] * 2 * math.pi
+        angles = np.cumsum(turns, axis=1)
+        lengths = self.min_length + u[:, 4 + segments :] * (self.max_length - self.min_length)
+        lengths *= scale * (np.arange(segments) < (n_vertices - 1)[:, None])
+        steps = np.stack([np.cos(angles) * lengths, np.sin(angles) * lengths], axis=2)
+        points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
+        points = np.rint(points).astype(np.int32)
+        # Python ints: indexing with numpy scalars costs more than drawing a short stroke.
+        for stroke, n, w in zip(points, n_vertices.tolist(), brush.tolist(), strict=True):
+            cv2.polylines(mask, [stroke[:n]], False, HOLE, w)
+
+    def draw_shapes(
+        self, mask: np.ndarray, rng: np.random.Generator, count: int, size_factor: float = 1.0
+    ) -> None:
+        """Draw ``count`` filled boxes, ellipses or circles into ``mask`` in place."""
+        if count == 0:
+            return
+        height, width = mask.shape
+        scale = self._scale(mask) * size_factor
+        u = rng.random((count, 6))
+        kinds = _uniform_int(u[:, 0], 0, len(self.shape_kinds) - 1)
+        span = self.max_shape_size - self.min_shape_size
+        sizes = (self.min_shape_size + u[:, 1:3] * span) * scale
+        centres = u[:, 3:5] * (width, height)
+        angles = u[:, 5] * 180.0
+        for kind, (sx, sy), (cx, cy), angle in zip(kinds, sizes, centres, angles, strict=True):
+            name = self.shape_kinds[kind]
+            if name == "box":
+                top_left = (round(cx - sx / 2), round(cy - sy / 2))
+                bottom_right = (round(cx + sx / 2), round(cy + sy / 2))
+                cv2.rectangle(mask, top_left, bottom_right, HOLE, cv2.FILLED)
+            else:
+                axes = (round(sx / 2), round((sx if name == "circle" else sy) / 2))
+                cv2.ellipse(
+                    mask, (round(cx), round(cy)), axes, float(angle), 0, 360, HOLE, cv2.FILLED
+                )
+
+
+def _border_points(u_side: np.ndarray, u_pos: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Points on the image border: side chosen by ``u_side``, position along it by ``u_pos``."""
+    side = _uniform_int(u_side, 0, 3)
+    x = np.where(side == 0, 0, np.where(side == 1, width - 1, u_pos * (width - 1)))
+    y = np.where(side == 2, 0, np.where(side == 3, height - 1, u_pos * (height - 1)))
+    return np.stack([x, y], axis=1)
+
+
+#: Constructor arguments of the named presets (lengths at 256 px, scaled to the image).
+#: ``paper`` spreads hole ratios over the paper's 1-60% range; ``thin``/``medium``/``thick``
+#: follow LaMa's random mask presets (strokes plus, for medium/thick, boxes).
+MASK_PRESETS: dict[str, dict] = {
+    "paper": dict(
+        min_strokes=1,
+        max_strokes=14,
+        min_vertices=2,
+        max_vertices=6,
+        min_length=15.0,
+        max_length=70.0,
+        min_width=6.0,
+        max_width=45.0,
+        max_turn=math.pi / 2,
+        shape_probability=0.2,
+        min_shapes=1,
+        max_shapes=2,
+        min_shape_size=20.0,
+        max_shape_size=80.0,
+    ),
+    "thin": dict(
+        min_strokes=4,
+        max_strokes=50,
+        min_vertices=2,
+        max_vertices=6,
+        min_length=10.0,
+        max_length=50.0,
+        min_width=5.0,
+        max_width=15.0,
+        max_turn=math.pi,
+    ),
+    "medium": dict(
+        min_strokes=4,
+        max_strokes=5,
+        min_vertices=2,
+        max_vertices=6,
+        min_length=10.0,
+        max_length=110.0,
+        min_width=5.0,
+        max_width=55.0,
+        max_turn=math.pi,
+        shape_probability=0.3,
+        min_shapes=1,
+        max_shapes=5,
+        min_shape_size=10.0,
+        max_shape_size=50.0,
+        shape_kinds=("box",),
+    ),
+    "thick": dict(
+        min_strokes=1,
+        max_strokes=5,
+        min_vertices=2,
+        max_vertices=6,
+        min_length=10.0,
+        max_length=210.0,
+        min_width=5.0,
+        max_width=105.0,
+        max_turn=math.pi,
+        shape_probability=0.3,
+        min_shapes=1,
+        max_shapes=3,
+        min_shape_size=30.0,
+        max_shape_size=150.0,
+        shape_kinds=("box",),
+    ),
+}
+
+
+def make_mask_generator(preset: str, **overrides) -> StrokeMaskGenerator:
+    """The generator of a named preset (see :data:`MASK_PRESETS`), with keyword overrides."""
+    if preset not in MASK_PRESETS:
+        raise ValueError(
+            f"unknown mask preset {preset!r}; valid presets: {', '.join(sorted(MASK_PRESETS))}"
+        )
+    return StrokeMaskGenerator(**{**MASK_PRESETS[preset], **overrides})
+
+
+#: Hole-free margin around masks of the "no border" split, as a fraction of the shorter side.
+NO_BORDER_MARGIN = 1 / 64
+#: Factor applied to stroke size after a stroke overshoots the bucket.
+OVERSHOOT_SHRINK = 0.5
+#: Below this size factor a stroke barely adds pixels: start the mask over instead.
+MIN_SIZE_FACTOR = 1 / 64
+#: Bounds that keep :func:`bucketed_mask` finite.
+MAX_STROKES_PER_ATTEMPT = 2000
+MAX_ATTEMPTS = 20
+#: Strokes in a row that add no hole pixel: the canvas is saturated, start over.
+MAX_STALLED_STROKES = 50
+
+
+class MaskGenerationError(RuntimeError):
+    """A bucketed mask could not be made within the attempt budget."""
+
+
+def bucketed_mask(
+    generator: StrokeMaskGenerator,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    bucket: int,
+    border: bool,
+) -> np.ndarray:
+    """An H×W uint8 mask whose hole ratio lies in ``BUCKETS[bucket]`` (low, high].
+
+    With ``border=True`` a hole touches the image border (the first stroke starts on it);
+    with ``border=False`` holes keep a margin of ``NO_BORDER_MARGIN`` of the shorter side.
+    Strokes of ``generator`` are added one at a time until the ratio passes ``low``; a stroke
+    that overshoots ``high`` is erased and retried smaller. The loop is bounded
+    (``MAX_ATTEMPTS`` × ``MAX_STROKES_PER_ATTEMPT``) and raises :class:`MaskGenerationError`.
+    """
+    if not 0 <= bucket < NUM_BUCKETS:
+        raise ValueError(f"bucket must be in 0..{NUM_BUCKETS - 1}, got {bucket}")
+    low, high = BUCKETS[bucket]
+    margin = 0 if border else max(1, round(min(height, width) * NO_BORDER_MARGIN))
+    for _ in range(MAX_ATTEMPTS):
+        mask = np.full((height, width), VALID, np.uint8)
+        # Strokes drawn into this view cannot reach the margin: OpenCV clips to the view.
+        canvas = mask[margin : height - margin, margin : width - margin]
+        ratio, size_factor, on_border, stalled = 0.0, 1.0, border, 0
+        for _ in range(MAX_STROKES_PER_ATTEMPT):
+            if ratio > low or size_factor < MIN_SIZE_FACTOR or stalled > MAX_STALLED_STROKES:
+                break
+            before = canvas.copy()
+            generator.draw_strokes(canvas, rng, 1, size_factor, start_on_border=on_border)
+            new_ratio = hole_ratio(mask)
+            if new_ratio > high:
+                canvas[...] = before
+                size_factor *= OVERSHOOT_SHRINK
+            else:
+                stalled = stalled + 1 if new_ratio == ratio else 0
+                ratio, on_border = new_ratio, False
+        if low < ratio <= high and touches_border(mask) == border:
+            return mask
+    raise MaskGenerationError(
+        f"no mask with hole ratio in ({low}, {high}] and border={border} at {height}x{width} "
+        f"after {MAX_ATTEMPTS} attempts with {generator!r}"
+    )
+
+
+def eval_mask(
+    seed: int, index: int, height: int, width: int, preset: str = "paper"
+) -> tuple[np.ndarray, int, bool]:
+    """Evaluation mask ``index`` of the split seeded ``seed``: ``(mask, bucket, border)``.
+
+    Depends on ``(seed, index)`` only, so it is identical in every run, rank and worker.
+    Index ``i`` has bucket ``i % NUM_BUCKETS`` and border ``(i // NUM_BUCKETS) % 2 == 1``, so
+    any ``NUM_BUCKETS * NUM_BORDER_SPLITS * n`` consecutive indices cover every bucket and
+    both splits ``n`` times.
+    """
+    bucket = index % NUM_BUCKETS
+    border = (index // NUM_BUCKETS) % NUM_BORDER_SPLITS == 1
+    rng = np.random.default_rng([seed, index])
+    mask = bucketed_mask(make_mask_generator(preset), rng, height, width, bucket, border)
+    return mask, bucket, border

@@ -1,0 +1,99 @@
+import cv2
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from conftest import edge_has_hole, paper_bucket
+from torch.utils.data import DataLoader, DistributedSampler
+
+from pconv.data.datasets import EvalDataset, TrainDataset
+from pconv.data.images import image_folder
+from pconv.data.mask_files import MaskFileSource
+from pconv.data.masks import make_mask_generator
+from pconv.data.samples import sample_source
+from pconv.data.transforms import eval_transform, train_transform
+
+SIZE = 64
+
+
+def collect(dataset, sampler=None, num_workers=0, batch_size=4):
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+    batches = list(loader)
+    return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
+
+
+def eval_set(length=24, seed=5):
+    return EvalDataset(sample_source(), eval_transform(SIZE), SIZE, length, seed, "paper")
+
+
+def test_two_ranks_with_workers_split_the_eval_set_disjointly_and_completely():
+    dataset = eval_set()
+    reference = collect(dataset)
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=False)
+        part = collect(dataset, sampler, num_workers=2, batch_size=3)
+        seen.append(part["index"].tolist())
+        # the same item on any rank/worker as in a single process
+        for i, index in enumerate(part["index"].tolist()):
+            assert torch.equal(part["mask"][i], reference["mask"][index])
+            assert torch.equal(part["image"][i], reference["image"][index])
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(len(dataset)))
+
+
+def test_eval_items_follow_bucket_and_border_of_their_index():
+    items = collect(eval_set())
+    for index in range(24):
+        mask = items["mask"][index, 0].numpy()
+        ratio = float((mask == 0).mean())
+        assert paper_bucket(ratio) == index % 6 == items["bucket"][index]
+        assert edge_has_hole(mask) == ((index // 6) % 2 == 1) == bool(items["border"][index])
+        assert items["hole_ratio"][index] == pytest.approx(ratio, abs=1e-6)
+
+
+def test_eval_images_cycle_through_the_source():
+    items = collect(eval_set(length=12))
+    n = len(sample_source())
+    assert torch.equal(items["image"][0], items["image"][n])
+    assert not torch.equal(items["image"][0], items["image"][1])
+
+
+def train_masks(seed: int, num_workers: int, rank: int = 0) -> torch.Tensor:
+    L.seed_everything(seed, workers=True)
+    dataset = TrainDataset(
+        sample_source(), train_transform(SIZE), make_mask_generator("thin"), SIZE, 8, rank
+    )
+    return collect(dataset, num_workers=num_workers, batch_size=2)["mask"]
+
+
+def test_training_masks_are_seeded_per_worker_and_rank():
+    first = train_masks(0, num_workers=2)
+    assert torch.equal(first, train_masks(0, num_workers=2))  # reproducible from the seed
+    assert len({m.numpy().tobytes() for m in first}) == len(first)  # workers differ
+    assert not torch.equal(first, train_masks(1, num_workers=2))
+    assert not torch.equal(first, train_masks(0, num_workers=2, rank=1))
+
+
+def test_mask_file_black_is_hole_in_the_batch(tmp_path, photos):
+    mask_dir = tmp_path / "masks"
+    mask_dir.mkdir()
+    file_image = np.full((128, 128), 255, np.uint8)
+    file_image[16:48, 64:128] = 0  # black: hole
+    cv2.imwrite(str(mask_dir / "m.png"), file_image)
+    (tmp_path / "images").mkdir()
+    for name, image in photos.items():
+        cv2.imwrite(str(tmp_path / "images" / f"{name}.png"), image[:, :, ::-1])
+    dataset = TrainDataset(
+        image_folder(tmp_path / "images"),
+        train_transform(SIZE),
+        MaskFileSource(mask_dir, augment=False),
+        SIZE,
+    )
+    batch = collect(dataset)
+    expected = torch.ones(SIZE, SIZE)
+    expected[8:24, 32:64] = 0
+    assert torch.equal(batch["mask"][:, 0], expected.expand(len(photos), SIZE, SIZE))
+    assert torch.allclose(batch["hole_ratio"], torch.full((len(photos),), 16 * 32 / SIZE**2))
+    assert batch["border"].all()  # the hole reaches the right edge
+    assert (batch["bucket"] == 1).all()  # 0.125 is in (0.1, 0.2]
