@@ -33,8 +33,12 @@ format: install
 params: install
 	$(BIN)/pconv params
 
+# Trains on the built-in sample photos (CPU, a few minutes, no download); W&B runs offline
+# unless you are logged in. The last validation grid becomes outputs/demo/results.png.
 demo: install
-	$(BIN)/python -m pconv demo
+	$(BIN)/pconv fit --config configs/demo.yaml
+	cp "$$(ls -t outputs/demo/images/val_step*.png | head -1)" outputs/demo/results.png
+	@echo "Results picture: outputs/demo/results.png (input, mask, output, composite, truth)"
 
 bench: install
 	$(BIN)/python experiments/benchmarks/run_all.py

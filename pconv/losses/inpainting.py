@@ -88,6 +88,7 @@ class InpaintingLoss(nn.Module):
             "style_comp": style_weight,
             "tv": tv_weight,
         }
+        self.vgg_weights = vgg_weights  # kept so a checkpoint can record how to rebuild it
         self.vgg = VGG16Features(vgg_weights)
 
     def forward(

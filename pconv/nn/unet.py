@@ -96,7 +96,8 @@ class PConvUNet(nn.Module):
             raise ValueError(f"PConvUNet: levels must be >= 1, got {levels}")
         if width_mult <= 0:
             raise ValueError(f"PConvUNet: width_mult must be > 0, got {width_mult}")
-        self.levels = levels
+        # Kept so a checkpoint can record how to rebuild the network.
+        self.levels, self.width_mult, self.in_channels = levels, width_mult, in_channels
         widths = [max(1, round(c * width_mult)) for _, c in encoder_spec(levels)]
         kernels = [k for k, _ in encoder_spec(levels)]
 

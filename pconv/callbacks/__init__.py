@@ -1,0 +1,9 @@
+"""Training callbacks: fine-tune switch, validation image grids, prediction PNGs, Ctrl-C
+checkpoint."""
+
+from pconv.callbacks.finetune import FinetuneSwitch
+from pconv.callbacks.image_grid import ValidationImageGrid
+from pconv.callbacks.interrupt import InterruptCheckpoint
+from pconv.callbacks.prediction_writer import PredictionWriter
+
+__all__ = ["FinetuneSwitch", "InterruptCheckpoint", "PredictionWriter", "ValidationImageGrid"]

@@ -1,0 +1,377 @@
+"""``InpaintingModule``: the LightningModule that trains a PConvUNet with the paper's loss.
+
+Batches follow DESIGN.md: ``image`` N×3×H×W in [0, 1], ``mask`` N×1×H×W (1 = valid),
+``bucket`` N long, ``border`` N bool (evaluation), ``index`` N long (evaluation).
+
+Hyper-parameters: under LightningCLI they are the parsed ``model:`` config; built from Python
+the network and loss are recorded as ``{class_path, init_args}`` too. Either way
+``InpaintingModule.load_from_checkpoint(path)`` rebuilds the module, and
+:func:`load_network` rebuilds just the network (no loss, no VGG) for inference.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from jsonargparse import ArgumentParser
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import WandbLogger
+from rich.console import Console
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from pconv.losses.inpainting import TERMS, InpaintingLoss
+from pconv.metrics import (
+    TABLE_COLUMNS,
+    BucketedInpaintingMetrics,
+    composite,
+    results_table,
+    table_rows,
+)
+from pconv.nn.unet import PConvUNet
+
+#: The paper's learning rate for the initial phase (Adam).
+DEFAULT_LR = 2e-4
+#: Name of the optimizer parameter group of the encoder's BatchNorm parameters; the
+#: fine-tune switch freezes them by setting this group's lr to 0.
+ENCODER_BN_GROUP = "encoder_bn"
+NET_GROUP = "net"
+#: Steps between host-side checks of the device-side non-finite-loss record (each check is a
+#: device sync; the record keeps the exact first bad step and term in between).
+DEFAULT_NAN_CHECK_EVERY = 50
+_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+_HOW_TO_GET_CHECKPOINTS = (
+    "checkpoints are written by `pconv fit` under <default_root_dir>/<logger>/.../checkpoints "
+    "(best and last.ckpt)"
+)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or holds no pconv network."""
+
+
+def _class_path(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def net_config(net: PConvUNet) -> dict[str, Any]:
+    """``{class_path, init_args}`` that rebuild ``net``'s architecture."""
+    args = {"levels": net.levels, "width_mult": net.width_mult, "in_channels": net.in_channels}
+    return {"class_path": _class_path(net), "init_args": args}
+
+
+def loss_config(loss: InpaintingLoss) -> dict[str, Any]:
+    """``{class_path, init_args}`` that rebuild ``loss`` (weights and VGG weights source)."""
+    w = loss.weights
+    args = {
+        "valid_weight": w["valid"],
+        "hole_weight": w["hole"],
+        "perceptual_weight": w["perceptual"],
+        "style_weight": w["style_out"],
+        "tv_weight": w["tv"],
+        "vgg_weights": loss.vgg_weights,
+    }
+    return {"class_path": _class_path(loss), "init_args": args}
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a Lightning checkpoint written by ``pconv fit`` (weights-only unpickling).
+
+    Raises :class:`FileNotFoundError` or :class:`CheckpointError` naming the path.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint {file} does not exist; {_HOW_TO_GET_CHECKPOINTS}")
+    try:
+        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors have no common base class
+        raise CheckpointError(
+            f"checkpoint {file} is unreadable ({type(error).__name__}: {error}); "
+            f"{_HOW_TO_GET_CHECKPOINTS}"
+        ) from None
+    if not isinstance(checkpoint, dict) or not any(
+        k.startswith("net.") for k in checkpoint.get("state_dict", {})
+    ):
+        raise CheckpointError(
+            f"checkpoint {file} holds no pconv network weights (no 'net.*' entries in its "
+            f"state_dict); {_HOW_TO_GET_CHECKPOINTS}"
+        )
+    return checkpoint
+
+
+def _net_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    state = checkpoint["state_dict"]
+    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+
+
+def _load_net_weights(net: nn.Module, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    try:
+        net.load_state_dict(_net_state(checkpoint))
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"checkpoint {path} holds a network of another architecture than the configured "
+            f"one (check model.net levels / width_mult): {str(error).splitlines()[0]}"
+        ) from None
+
+
+def load_network(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> PConvUNet:
+    """The trained :class:`PConvUNet` of a checkpoint, in eval mode, without loss or VGG,
+    on the CPU (move it with ``.to(device)``; ``map_location`` only affects reading).
+
+    The architecture comes from the checkpoint's ``net`` hyper-parameter (the default
+    PConvUNet when it holds none), the weights from its ``net.*`` entries.
+    """
+    checkpoint = read_checkpoint(checkpoint_path, map_location)
+    spec = checkpoint.get("hyper_parameters", {}).get("net")
+    if spec is None:
+        net = PConvUNet()
+    else:
+        # jsonargparse only instantiates subclasses of PConvUNet: a checkpoint cannot make
+        # this import and run arbitrary code.
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_argument("--net", type=PConvUNet)
+        net = parser.instantiate(parser.parse_object({"net": spec})).net
+    _load_net_weights(net, checkpoint, checkpoint_path)
+    return net.eval()
+
+
+def encoder_batch_norms(net: PConvUNet) -> list[_BatchNorm]:
+    """Every BatchNorm (any ``_BatchNorm``, SyncBatchNorm included) of ``net.encoder``."""
+    return [m for m in net.encoder.modules() if isinstance(m, _BatchNorm)]
+
+
+class InpaintingModule(L.LightningModule):
+    """Trains ``net`` with ``loss``; validates and tests with bucketed PSNR/SSIM/ℓ1.
+
+    Args:
+        net: the network (default: the paper's 8-level ``PConvUNet``).
+        loss: the loss (default: ``InpaintingLoss`` with the paper's weights and ImageNet VGG).
+        optimizer: optimizer factory taking parameter groups (default: Adam, lr 2e-4). The
+            VGG is never optimised; the encoder's BatchNorm parameters form their own group
+            named ``encoder_bn`` so fine-tuning can freeze them DDP-safely (lr 0).
+        scheduler: optional LR scheduler factory, stepped every optimizer step.
+        init_from: checkpoint whose network weights (not optimizer state, counters or
+            hyper-parameters) initialise ``net`` at the start of ``fit``: the fine-tune phase.
+        channels_last: run the network in channels-last memory format (faster convs on
+            tensor-core GPUs).
+        compile: ``torch.compile`` the network (in place, so checkpoint keys do not change).
+        nan_check_every: steps between host checks for a NaN/Inf loss; the exact first bad
+            step and term are recorded on the device in between, and the run stops with them.
+
+    Forward: ``forward(image, mask) -> output``, as :class:`PConvUNet`.
+    ``predict_step`` returns ``{"comp": N×3×H×W composite in [0, 1], "index": N}``.
+    """
+
+    def __init__(
+        self,
+        net: PConvUNet | None = None,
+        loss: InpaintingLoss | None = None,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        nan_check_every: int = DEFAULT_NAN_CHECK_EVERY,
+    ) -> None:
+        super().__init__()
+        if nan_check_every < 1:
+            raise ValueError(f"nan_check_every must be >= 1, got {nan_check_every}")
+        # The modules themselves are never pickled into hparams: both ways of building
+        # (LightningCLI or Python) record {class_path, init_args} and LightningCLI's
+        # instantiator, so load_from_checkpoint and load_network serve both.
+        self.save_hyperparameters(ignore=["net", "loss"])
+        self.net = net if net is not None else PConvUNet()
+        self.loss = loss if loss is not None else InpaintingLoss()
+        self.hparams.update(net=net_config(self.net), loss=loss_config(self.loss))
+        if "_instantiator" not in self.hparams:  # built from Python, not by LightningCLI
+            self.hparams["_instantiator"] = _INSTANTIATOR
+            # A Python callable cannot be saved; a reloaded module gets the default Adam
+            # (only training uses it).
+            self.hparams.update(optimizer=None, scheduler=None)
+        self._hparams_initial = copy.deepcopy(self.hparams)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.init_from = init_from
+        self.channels_last = channels_last
+        self.compile_net = compile
+        self.nan_check_every = nan_check_every
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.val_metrics = BucketedInpaintingMetrics()
+        self.test_metrics = BucketedInpaintingMetrics()
+        self.encoder_bn_frozen = False
+        self._bad_step: torch.Tensor | None = None
+        self._bad_terms: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- network and state
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+            mask = mask.contiguous(memory_format=torch.channels_last)
+        return self.net(image, mask)
+
+    def configure_model(self) -> None:
+        if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
+            self.net.compile()
+
+    def freeze_encoder_bn(self) -> None:
+        """Put every encoder BatchNorm in eval mode for good (running statistics frozen).
+
+        Their affine parameters are frozen by the optimizer group ``encoder_bn`` (lr 0), see
+        :class:`pconv.callbacks.finetune.FinetuneSwitch`.
+        """
+        self.encoder_bn_frozen = True
+        for bn in encoder_batch_norms(self.net):
+            bn.eval()
+
+    def train(self, mode: bool = True) -> InpaintingModule:
+        super().train(mode)
+        if self.encoder_bn_frozen:
+            for bn in encoder_batch_norms(self.net):
+                bn.eval()
+        return self
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.init_from:
+            # In setup, before Lightning restores a --ckpt_path: resuming a fine-tune run
+            # keeps its own weights. load_from_checkpoint never reads the file again.
+            _load_net_weights(self.net, read_checkpoint(self.init_from), self.init_from)
+
+    def state_dict(self, *args, **kwargs) -> dict[str, Any]:
+        # The frozen VGG is rebuilt from loss.vgg_weights: keep its 15M weights out of every
+        # checkpoint.
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if k.startswith("loss.vgg.")]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        state = dict(state_dict)
+        for key, value in self.loss.state_dict(prefix="loss.").items():
+            if key.startswith("loss.vgg."):
+                state.setdefault(key, value)
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    # ----------------------------------------------------------------- optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """``net`` parameters in two groups: ``encoder_bn`` (the encoder's BatchNorm affine
+        parameters) and ``net`` (all the others). The loss (VGG) is never included."""
+        bn_ids = {id(p) for bn in encoder_batch_norms(self.net) for p in bn.parameters()}
+        groups = [
+            {"name": NET_GROUP, "params": [p for p in self.net.parameters() if id(p) not in bn_ids]}
+        ]
+        bn_params = [p for p in self.net.parameters() if id(p) in bn_ids]
+        if bn_params:
+            groups.append({"name": ENCODER_BN_GROUP, "params": bn_params})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        groups = self.parameter_groups()
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.Adam(groups, lr=DEFAULT_LR)
+        else:
+            optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        schedule = {"scheduler": scheduler, "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    # ----------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        image, mask = batch["image"], batch["mask"]
+        output = self(image, mask)
+        terms = self.loss(output, image, mask)
+        self._record_non_finite(terms)
+        n = image.shape[0]
+        for name in TERMS:
+            self.log(f"train/loss/{name}", terms[name], batch_size=n)
+            self.log(f"train/weighted/{name}", self.loss.weights[name] * terms[name], batch_size=n)
+        self.log("train/loss/total", terms["total"], prog_bar=True, batch_size=n)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=n)
+        return terms["total"]
+
+    def _record_non_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        """Keep, on the device, the first step whose loss was not finite and which terms
+        were; read it on the host every ``nan_check_every`` steps and stop with it."""
+        names = (*TERMS, "total")
+        finite = torch.stack([torch.isfinite(terms[k]) for k in names])
+        if self._bad_step is None or self._bad_step.device != finite.device:
+            self._bad_step = torch.full((), -1, dtype=torch.long, device=finite.device)
+            self._bad_terms = torch.zeros_like(finite)
+        first = (~finite).any() & (self._bad_step < 0)
+        step = torch.full_like(self._bad_step, self.global_step)
+        self._bad_step = torch.where(first, step, self._bad_step)
+        self._bad_terms = torch.where(first, ~finite, self._bad_terms)
+        if (self.global_step + 1) % self.nan_check_every == 0:
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a step since the start had a NaN/Inf loss."""
+        if self._bad_step is None or int(self._bad_step) < 0:
+            return
+        names = (*TERMS, "total")
+        bad = [name for name, flag in zip(names, self._bad_terms.tolist(), strict=True) if flag]
+        raise NonFiniteLossError(
+            f"loss became NaN/Inf at step {int(self._bad_step)} in term(s) {', '.join(bad)}; "
+            "lower the learning rate or the loss weights, try 32-bit precision, or resume from "
+            "an earlier checkpoint"
+        )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite()
+
+    def on_train_end(self) -> None:
+        self.check_finite()
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: BucketedInpaintingMetrics):
+        image, mask = batch["image"], batch["mask"]
+        output = self(image, mask)
+        metrics.update(output, image, mask, batch["bucket"], batch["border"])
+        return output
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        output = self._evaluate(batch, self.val_metrics)
+        total = self.loss(output, batch["image"], batch["mask"])["total"]
+        self.log("val/loss/total", total, batch_size=output.shape[0], sync_dist=True)
+        return {"output": output}
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        return {"output": self._evaluate(batch, self.test_metrics)}
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        image, mask = batch["image"], batch["mask"]
+        prediction = {"comp": composite(self(image, mask).float(), image, mask)}
+        if "index" in batch:
+            prediction["index"] = batch["index"]
+        return prediction
+
+    def _log_metrics(self, stage: str, metrics: BucketedInpaintingMetrics) -> dict:
+        # compute() syncs the sum states across ranks, so every rank logs the same keys.
+        results = metrics.compute()
+        metrics.reset()
+        # Empty cells (NaN) are left out rather than charted as gaps.
+        logged = {f"{stage}/{k}": v for k, v in results.items() if not torch.isnan(v)}
+        self.log_dict(logged, sync_dist=False)
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_metrics("test", self.test_metrics)
+        if self.trainer.is_global_zero:
+            Console().print(results_table(results, "test metrics on the composite"))
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                columns, rows = list(TABLE_COLUMNS), table_rows(results)
+                logger.log_table("test/table", columns=columns, data=rows)
