@@ -1,0 +1,286 @@
+"""Inpaint your own photos: the :class:`Inpainter` API and ``pconv inpaint``.
+
+Any image size works: the image and its mask are **reflect-padded** at the bottom and right
+to the next multiple of ``2**levels`` (the network's input constraint), the padded pixels
+count as valid (they mirror real content, which gives the network context at the border),
+and the output is cropped back. The whole image goes through the network at once, so memory
+grows with the pixel count (no tiling).
+
+Only hole pixels change: every valid pixel of the output is bit-identical to the input.
+
+Command line::
+
+    pconv inpaint --ckpt model.ckpt photo.jpg mask.png -o filled.png
+    pconv inpaint --ckpt model.ckpt photos/ masks/ -o filled/      # masks matched by name
+
+Mask files follow our convention (black = hole, white = valid) unless
+``--mask-hole-value 255`` says that white is hole. Gray levels are thresholded at half range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pconv.data.images import IMAGE_EXTENSIONS, read_image, scan_images
+from pconv.module import CheckpointError, load_network
+from pconv.nn.unet import PConvUNet
+
+PROG = "pconv inpaint"
+#: Mask file values: black and white. A pixel is white at or above half range.
+BLACK, WHITE = 0, 255
+THRESHOLD = 128
+#: A folder run writes PNGs: lossless, so valid pixels stay bit-identical.
+OUTPUT_SUFFIX = ".png"
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+_UINT8_MAX = 255.0
+NEEDS_CHECKPOINT = (
+    "a checkpoint is needed: pass --ckpt PATH.ckpt, a checkpoint written by `pconv fit` "
+    "(under <default_root_dir>/<logger>/.../checkpoints/, e.g. last.ckpt)"
+)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad N×C×H×W ``x`` at the bottom and right so H and W are multiples of
+    ``multiple``. Pads longer than a side reflect repeatedly; a side of 1 is replicated."""
+    while True:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if not pad_h and not pad_w:
+            return x
+        if min(height, width) == 1:
+            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        # Reflection can add at most side - 1 pixels at a time.
+        x = F.pad(x, (0, min(pad_w, width - 1), 0, min(pad_h, height - 1)), mode="reflect")
+
+
+class Inpainter:
+    """A trained network ready to fill holes in images of any size.
+
+    ``inpainter(image, mask)`` accepts either
+
+    - numpy: ``image`` H×W×3 uint8 RGB, ``mask`` H×W (bool or integer, nonzero = valid);
+      returns H×W×3 uint8;
+    - tensors: ``image`` 3×H×W or N×3×H×W float in [0, 1], ``mask`` H×W, 1×H×W or
+      N×1×H×W (> 0.5 = valid); returns a float tensor shaped like ``image``.
+
+    Valid pixels of the result are exactly those of ``image``; hole pixels come from the
+    network, clamped to [0, 1].
+    """
+
+    def __init__(self, net: PConvUNet, device: str | torch.device | None = None) -> None:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.net = net.to(device).eval()
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device | None = None
+    ) -> Inpainter:
+        """Load the network of a ``pconv fit`` checkpoint (no VGG needed)."""
+        return cls(load_network(path), device)
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw network output N×3×H×W (not composited) for any H×W; inputs as ``__call__``."""
+        height, width = image.shape[-2:]
+        multiple = self.net.multiple
+        padded_image = pad_to_multiple(image.to(self.device, torch.float32), multiple)
+        padded_mask = pad_to_multiple(mask.to(self.device, torch.float32), multiple)
+        return self.net(padded_image, padded_mask)[..., :height, :width]
+
+    def __call__(self, image, mask):
+        if isinstance(image, np.ndarray):
+            return self._call_numpy(image, np.asarray(mask))
+        return self._call_tensor(image, torch.as_tensor(mask))
+
+    def _call_numpy(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be H×W×3 uint8 RGB, got {image.shape} {image.dtype}")
+        _check_mask_size(image.shape[:2], mask.shape)
+        valid = mask != 0
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        mask_tensor = torch.from_numpy(valid)[None, None]
+        output = self.predict(tensor.float() / _UINT8_MAX, mask_tensor)[0]
+        filled = (output.clamp(0, 1) * _UINT8_MAX).round().byte().permute(1, 2, 0).cpu().numpy()
+        return np.where(valid[:, :, None], image, filled)
+
+    def _call_tensor(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batched = image.dim() == 4
+        images = image if batched else image[None]
+        masks = mask.reshape(-1, 1, *mask.shape[-2:]) if mask.dim() < 4 else mask
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"image must be 3×H×W or N×3×H×W, got {tuple(image.shape)}")
+        _check_mask_size(tuple(images.shape[-2:]), tuple(masks.shape[-2:]))
+        valid = masks.to(images.device) > 0.5
+        output = self.predict(images, valid).to(images.device, images.dtype).clamp(0, 1)
+        result = torch.where(valid, images, output)
+        return result if batched else result[0]
+
+
+def _check_mask_size(image_size: tuple[int, ...], mask_size: tuple[int, ...]) -> None:
+    if tuple(mask_size) != tuple(image_size):
+        raise ValueError(
+            f"mask size {tuple(mask_size)} differs from image size {tuple(image_size)}"
+        )
+
+
+class InputError(ValueError):
+    """Bad command-line input; the message is the one line the user sees."""
+
+
+def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
+    """A mask file as H×W uint8 (1 valid, 0 hole) and its count of gray (non-binary) pixels.
+
+    ``hole_value`` is the file value that means hole: 0 (black, our convention) or 255.
+    Colour files use their darkest channel; files holding only 0 and 1 are scaled to 0/255.
+    """
+    gray = read_image(path).min(axis=2)
+    if gray.max() == 1:
+        gray = gray * WHITE
+    gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
+    white = gray >= THRESHOLD
+    valid = ~white if hole_value == WHITE else white
+    if not valid.any():
+        raise InputError(
+            f"mask {path} marks every pixel as hole; if white means hole in your masks, "
+            "pass --mask-hole-value 255"
+        )
+    return valid.astype(np.uint8), gray_pixels
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder, renamed onto ``path`` when the block succeeds
+    (and deleted when it fails), so ``path`` never holds a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent
+    )
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """H×W×3 uint8 RGB or H×W gray, encoded in the format of ``suffix`` (e.g. ``.png``)."""
+    ok, buffer = cv2.imencode(
+        suffix, np.ascontiguousarray(image[:, :, ::-1] if image.ndim == 3 else image)
+    )
+    if not ok:
+        raise InputError(f"cannot write images of type {suffix!r}; use .png")
+    return buffer.tobytes()
+
+
+def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
+    """(image, mask, output) files of a run on one file or on matching folders."""
+    if not image.exists():
+        raise InputError(f"image {image} does not exist")
+    if not mask.exists():
+        raise InputError(f"mask {mask} does not exist")
+    if image.is_file():
+        if not mask.is_file():
+            raise InputError(f"image {image} is a file, so the mask must be a file too: {mask}")
+        # An existing folder, or a path without a file type, is an output folder.
+        into_folder = out.is_dir() or not out.suffix
+        target = out / f"{image.stem}{OUTPUT_SUFFIX}" if into_folder else out
+        return [(image, mask, target)]
+    if not mask.is_dir():
+        raise InputError(f"image {image} is a folder, so the mask must be a folder too: {mask}")
+    masks = {p.relative_to(mask).with_suffix(""): p for p in scan_images(mask)}
+    pairs = []
+    for path in scan_images(image):
+        name = path.relative_to(image).with_suffix("")
+        if name not in masks:
+            raise InputError(
+                f"no mask for {path} in {mask}: expected {mask / name}.png (any of "
+                f"{', '.join(IMAGE_EXTENSIONS)})"
+            )
+        pairs.append((path, masks[name], out / name.with_suffix(OUTPUT_SUFFIX)))
+    if not pairs:
+        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {image}")
+    return pairs
+
+
+def inpaint_file(
+    inpainter: Inpainter, image_path: Path, mask_path: Path, out_path: Path, hole_value: int
+) -> list[str]:
+    """Inpaint one file pair and write the result atomically; returns notes for the user."""
+    image = read_image(image_path)
+    mask, gray_pixels = read_mask(mask_path, hole_value)
+    if mask.shape != image.shape[:2]:
+        raise InputError(
+            f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]} but image {image_path} is "
+            f"{image.shape[1]}×{image.shape[0]}; give a mask of the same size"
+        )
+    notes = []
+    if gray_pixels:
+        side = "hole" if hole_value == WHITE else "valid"
+        notes.append(
+            f"mask {mask_path} is not binary ({gray_pixels} gray pixels); thresholded at "
+            f"{THRESHOLD} (>= {THRESHOLD} is {side})"
+        )
+    if out_path.suffix.lower() in LOSSY_SUFFIXES:
+        notes.append(
+            f"{out_path} is a lossy format: its valid pixels will not be bit-identical to the "
+            "input; use .png to keep them"
+        )
+    atomic_write(out_path, encode_image(inpainter(image, mask), out_path.suffix.lower()))
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", type=Path, help="an image file or a folder of images")
+    parser.add_argument("mask", type=Path, help="its mask file, or a folder of masks by name")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file/folder")
+    parser.add_argument("--ckpt", type=Path, help="checkpoint written by `pconv fit`")
+    parser.add_argument(
+        "--mask-hole-value",
+        type=int,
+        choices=(BLACK, WHITE),
+        default=BLACK,
+        help="mask file value that means hole (default 0: black = hole)",
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
+    args = parser.parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"{PROG}: {message}", file=sys.stderr)
+        return 2
+
+    if args.ckpt is None:
+        return fail(NEEDS_CHECKPOINT)
+    try:
+        pairs = _pairs(args.image, args.mask, args.output)
+        inpainter = Inpainter.from_checkpoint(args.ckpt, args.device)
+        from rich.progress import track
+
+        for image, mask, out in track(pairs, description="inpainting", disable=len(pairs) == 1):
+            for note in inpaint_file(inpainter, image, mask, out, args.mask_hole_value):
+                print(f"{PROG}: note: {note}", file=sys.stderr)
+    except (InputError, CheckpointError, OSError) as error:  # OSError: unreadable/unwritable
+        return fail(str(error))
+    print(f"{PROG}: wrote {len(pairs)} image(s) to {args.output}")
+    return 0

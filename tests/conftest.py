@@ -1,0 +1,34 @@
+"""Fixtures shared across test packages."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import pytest
+import torch
+
+#: The tiny network of ``tiny_checkpoint``: inputs must be multiples of 2**4 = 16.
+TINY_LEVELS = 4
+TINY_WIDTH = 0.125
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of a tiny random PConvUNet in the format ``pconv fit`` writes
+    (Lightning's ``state_dict`` + ``hyper_parameters``), loadable by ``load_network``."""
+    from pconv.losses.inpainting import InpaintingLoss
+    from pconv.module import InpaintingModule
+    from pconv.nn.unet import PConvUNet
+
+    torch.manual_seed(0)
+    module = InpaintingModule(
+        net=PConvUNet(levels=TINY_LEVELS, width_mult=TINY_WIDTH),
+        loss=InpaintingLoss(vgg_weights=None),
+    )
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
+    # What Lightning's checkpoint connector writes for a module with plain hparams.
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return str(path)

@@ -1,0 +1,163 @@
+"""``pconv evaluate`` on the sample photos with a tiny random network and the baselines."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from pconv.data.masks import eval_mask
+from pconv.data.samples import SAMPLE_NAMES, sample_image
+from pconv.evaluation.report import evaluate, main
+from pconv.evaluation.tracks import get_track
+
+SIZE = 64
+PER_ROW = 1
+PAPER_ROWS = 12
+METHODS = ["pconv", "telea", "ns", "mean"]
+
+
+@pytest.fixture(scope="module")
+def run(tiny_checkpoint, tmp_path_factory):
+    """One CLI run: (exit code, output folder, report.json)."""
+    out = tmp_path_factory.mktemp("report")
+    argv = ["--ckpt", tiny_checkpoint, "--size", str(SIZE), "--per-bucket", str(PER_ROW)]
+    code = main([*argv, "--workers", "0", "--seed", "0", "-o", str(out)])
+    report = json.loads((out / "report.json").read_text()) if code == 0 else None
+    return code, out, report
+
+
+def test_report_has_a_row_per_method_bucket_and_split(run):
+    code, out, report = run
+    assert code == 0
+    assert report["methods"] == METHODS
+    assert report["config"]["track"] == "paper"
+    for method in METHODS:
+        rows = [r for r in report["rows"] if r["method"] == method]
+        assert len(rows) == PAPER_ROWS + 1
+        assert [r["count"] for r in rows] == [PER_ROW] * PAPER_ROWS + [PER_ROW * PAPER_ROWS]
+        groups = [r["group"] for r in rows[:-1]]
+        assert groups[::2] == ["0.01-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5", "0.5-0.6"]
+        assert [r["split"] for r in rows[:2]] == ["no_border", "border"]
+        for row in rows[:-1]:  # each mask's hole ratio lies in its row's bucket
+            low, high = map(float, row["group"].split("-"))
+            assert low < row["hole_ratio"] <= high
+    with open(out / "report.csv") as file:
+        lines = list(csv.DictReader(file))
+    assert len(lines) == len(METHODS) * (PAPER_ROWS + 1)
+    assert {"method", "row", "count", "l1", "psnr", "ssim", "hole_ratio"} <= set(lines[0])
+
+
+def test_pictures_are_written(run):
+    _, out, _ = run
+    plot = cv2.imread(str(out / "metrics_vs_hole_ratio.png"))
+    examples = cv2.imread(str(out / "examples.png"))
+    assert plot is not None and plot.shape[1] > plot.shape[0]  # three panels side by side
+    assert examples is not None and examples.shape[0] > examples.shape[1]  # a row per cell
+
+
+def test_mean_fill_scores_match_a_literal_computation(run):
+    """Row 0 holds item 0 only: sample photo 0 with eval mask 0, scored independently."""
+    _, _, report = run
+    photo = sample_image(SAMPLE_NAMES[0])
+    side = min(photo.shape[:2])
+    scale = SIZE / side
+    resized = cv2.resize(
+        photo,
+        (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA,
+    )
+    top, left = (resized.shape[0] - SIZE) // 2, (resized.shape[1] - SIZE) // 2
+    image = resized[top : top + SIZE, left : left + SIZE].astype(np.float64) / 255
+    mask, bucket, border = eval_mask(0, 0, SIZE, SIZE, "paper")
+    assert (bucket, border) == (0, False)
+    valid = mask.astype(bool)
+    filled = image.copy()
+    filled[~valid] = np.round(image[valid].mean(axis=0) * 255) / 255
+    row = next(
+        r for r in report["rows"] if r["method"] == "mean" and r["row"] == "0.01-0.1_no_border"
+    )
+    mse = ((filled - image) ** 2).mean()
+    ssim = structural_similarity(
+        filled,
+        image,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1,
+        channel_axis=2,
+    )
+    # The image goes through albumentations' resize (not cv2's) in the report: close, not equal.
+    assert row["psnr"] == pytest.approx(10 * np.log10(1 / mse), abs=0.3)
+    assert row["l1"] == pytest.approx(np.abs(filled - image).mean() * 100, rel=0.05)
+    assert row["ssim"] == pytest.approx(ssim, abs=0.01)
+
+
+def test_classical_baselines_beat_mean_fill_on_psnr(run):
+    _, _, report = run
+    psnr = {r["method"]: r["psnr"] for r in report["rows"] if r["row"] == "all"}
+    assert psnr["telea"] > psnr["mean"] + 1
+    assert psnr["ns"] > psnr["mean"] + 1
+
+
+def test_missing_pretrained_weights_give_a_note_not_a_failure(run):
+    _, _, report = run
+    for metric in ("lpips", "fid"):
+        assert metric in report["metrics"] or any(
+            n.startswith(f"{metric.upper()} skipped") for n in report["notes"]
+        )
+
+
+def test_lama_track_rows_are_the_presets():
+    from pconv.data.samples import sample_source
+    from pconv.evaluation.baselines import baseline_method
+
+    report, examples = evaluate(
+        {"mean": baseline_method("mean")},
+        sample_source(),
+        get_track("lama"),
+        SIZE,
+        2,
+        progress=False,
+    )
+    assert [r["row"] for r in report.rows] == ["thin", "medium", "thick", "all"]
+    assert [r["count"] for r in report.rows] == [2, 2, 2, 6]
+    assert sorted(examples) == [0, 1, 2]
+    assert all(len(pictures) == 3 for pictures in examples.values())  # input, mean, truth
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ckpt", "missing.ckpt"], "missing.ckpt does not exist"),
+        (["--baselines", "none"], "nothing to evaluate"),
+        (["--baselines", "telea,magic"], "unknown baseline magic"),
+        (["--images", "no/such/folder"], "no/such/folder is neither"),
+        (["--per-bucket", "0"], "--per-bucket must be at least 1"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--size", str(SIZE), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_size_not_fitting_the_network_exits_2(tiny_checkpoint, tmp_path, capsys):
+    assert main(["--ckpt", tiny_checkpoint, "--size", "72", "-o", str(tmp_path)]) == 2
+    assert "multiples of 16" in capsys.readouterr().err
+
+
+def test_wandb_logging_works_offline(run, tmp_path, monkeypatch):
+    from pconv.evaluation.report import Report, log_to_wandb
+
+    _, out, report = run
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    files = {"plot": out / "metrics_vs_hole_ratio.png", "examples": out / "examples.png"}
+    fields = ("config", "metrics", "methods", "rows")
+    assert log_to_wandb(Report(**{k: report[k] for k in fields}), files, "pconv-test") is None
+    assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
