@@ -1,7 +1,10 @@
 """Data: masks, image sources, transforms, shards and the InpaintingDataModule.
 
-litdata and skimage are imported only by the code paths that need them (shards, samples).
+litdata and skimage are imported only by the code paths that need them (shards, samples),
+and Lightning only when the DataModule is asked for, so mask tools start quickly.
 """
+
+import importlib
 
 from pconv.data.buckets import (
     BUCKETS,
@@ -11,7 +14,6 @@ from pconv.data.buckets import (
     bucket_of,
     buckets_of,
 )
-from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import (
     DataSourceError,
     UnreadableImageError,
@@ -31,6 +33,13 @@ from pconv.data.masks import (
     make_mask_generator,
     touches_border,
 )
+
+
+def __getattr__(name: str):
+    if name == "InpaintingDataModule":
+        return importlib.import_module("pconv.data.datamodule").InpaintingDataModule
+    raise AttributeError(f"module 'pconv.data' has no attribute {name!r}")
+
 
 __all__ = [
     "BUCKETS",
