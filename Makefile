@@ -40,8 +40,9 @@ demo: install
 	cp "$$(ls -t outputs/demo/images/val_step*.png | head -1)" outputs/demo/results.png
 	@echo "Results picture: outputs/demo/results.png (input, mask, output, composite, truth)"
 
+# e.g. make bench BENCH_ARGS="--threads 1" for per-core figures
 bench: install
-	$(BIN)/python experiments/benchmarks/run_all.py
+	$(BIN)/python experiments/benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache lightning_logs wandb outputs
