@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from rich.table import Table
 from torchmetrics import Metric
-from torchmetrics.functional import structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from pconv.data.buckets import NUM_BUCKETS, OUT_OF_RANGE, bucket_label
 

@@ -22,6 +22,7 @@ import netrc
 import os
 import socket
 import sys
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -149,6 +150,9 @@ def run(args: list[str] | None = None) -> None:
     line; a NaN/Inf loss exits with code 1 naming the step and the loss term.
     """
     configure_wandb_mode()
+    # The loss's VGG is frozen in eval mode on purpose (and so are the encoder BNs after the
+    # fine-tune switch); Lightning's notice about eval-mode modules would only alarm users.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         PConvCLI(
             InpaintingModule,
