@@ -296,7 +296,9 @@ class InpaintingModule(L.LightningModule):
         for name in TERMS:
             self.log(f"train/loss/{name}", terms[name], batch_size=n)
             self.log(f"train/weighted/{name}", self.loss.weights[name] * terms[name], batch_size=n)
-        self.log("train/loss/total", terms["total"], prog_bar=True, batch_size=n)
+        # Not on the progress bar: Lightning turns progress-bar values into Python numbers after
+        # every step, a device sync per step whatever the bar's refresh rate.
+        self.log("train/loss/total", terms["total"], batch_size=n)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=n)
         return terms["total"]
 
@@ -361,7 +363,9 @@ class InpaintingModule(L.LightningModule):
         metrics.reset()
         # Empty cells (NaN) are left out rather than charted as gaps.
         logged = {f"{stage}/{k}": v for k, v in results.items() if not torch.isnan(v)}
-        self.log_dict(logged, sync_dist=False)
+        # The values are already equal on every rank; sync_dist (a mean of equal values) only
+        # stops Lightning from warning, once per key, that epoch-level values are not synced.
+        self.log_dict(logged, sync_dist=True)
         return results
 
     def on_validation_epoch_end(self) -> None:

@@ -68,11 +68,14 @@ class ValidationImageGrid(L.Callback):
         self._rows.append(grid_rows(image, mask, output).cpu())
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # Under DDP trainer.log_dir is a broadcast from rank 0: every rank must ask for it, or
+        # rank 0 waits here while the others wait in the metrics' sync.
+        log_dir = trainer.log_dir or trainer.default_root_dir
         if not self._rows:
             return
         grid = make_grid(torch.cat(self._rows), nrow=len(PANELS), padding=GRID_PADDING)
         self._rows = []
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+        folder = Path(log_dir) / "images"
         folder.mkdir(parents=True, exist_ok=True)
         self.last_path = folder / f"val_step{trainer.global_step:08d}.png"
         save_image(grid, self.last_path)

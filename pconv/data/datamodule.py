@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from pconv.data.buckets import NUM_BUCKETS
@@ -152,7 +153,16 @@ class InpaintingDataModule(L.LightningDataModule):
         )
 
     def _eval_loader(self, dataset: EvalDataset) -> DataLoader:
-        return DataLoader(dataset, shuffle=False, **self._loader_kwargs())
+        # Under DDP Lightning would shard evaluation sets with a DistributedSampler, which pads
+        # them to a multiple of the world size with repeated items (e.g. 600 items on 16 GPUs)
+        # that the metrics would count twice. This sampler splits them without repeats;
+        # evaluation has no per-step collective, so uneven shards are safe.
+        sampler = None
+        trainer = self.trainer
+        kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+        if kwargs and kwargs["num_replicas"] > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False, **kwargs)
+        return DataLoader(dataset, sampler=sampler, shuffle=False, **self._loader_kwargs())
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
