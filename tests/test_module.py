@@ -1,9 +1,9 @@
 """InpaintingModule: hyper-parameters and checkpoints, optimizer groups, NaN stop, steps."""
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from trainers import cpu_trainer
 
 from pconv.losses import InpaintingLoss
 from pconv.module import (
@@ -39,18 +39,6 @@ def batches(n: int, nan_at: int | None = None) -> DataLoader:
     return DataLoader(items, batch_size=1)
 
 
-def trainer(tmp_path, steps: int, **kwargs) -> L.Trainer:
-    defaults = dict(
-        default_root_dir=tmp_path,
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    return L.Trainer(**(defaults | kwargs))
-
-
 def test_python_built_module_round_trips_through_checkpoint(tmp_path):
     module = tiny_module()
     assert module.hparams["net"] == {
@@ -60,7 +48,7 @@ def test_python_built_module_round_trips_through_checkpoint(tmp_path):
     assert module.hparams["loss"]["init_args"]["hole_weight"] == 3.0
     assert not any(isinstance(v, torch.nn.Module) for v in module.hparams.values())
 
-    t = trainer(tmp_path, 2)
+    t = cpu_trainer(tmp_path, 2)
     t.fit(module, batches(2))
     path = tmp_path / "model.ckpt"
     t.save_checkpoint(path)
@@ -111,7 +99,7 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
     # The NaN enters at step 3 and is found at the check after step 4 (every 5 steps).
     module = tiny_module(nan_check_every=5)
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*valid"):
-        trainer(tmp_path, 8).fit(module, batches(8, nan_at=3))
+        cpu_trainer(tmp_path, 8).fit(module, batches(8, nan_at=3))
 
 
 def test_frozen_encoder_bn_stays_in_eval_mode_through_train():

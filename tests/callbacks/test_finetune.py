@@ -7,6 +7,7 @@ import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from trainers import cpu_trainer
 
 from pconv.callbacks import FinetuneSwitch
 from pconv.losses import InpaintingLoss
@@ -69,16 +70,7 @@ class Snapshot(L.Callback):
 def fit(tmp_path, model, steps, ckpt_path=None, switch=None):
     switch = switch or FinetuneSwitch(at_step=SWITCH_AT, lr=FINETUNE_LR)
     snapshot = Snapshot()
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[switch, snapshot],
-    )
+    trainer = cpu_trainer(tmp_path, steps, enable_checkpointing=False, callbacks=[switch, snapshot])
     trainer.fit(model, loader(), ckpt_path=ckpt_path)
     return trainer, switch, snapshot
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
+from trainers import cpu_trainer
 
 from pconv.callbacks import InterruptCheckpoint
 from pconv.losses import InpaintingLoss
@@ -40,14 +41,8 @@ def fit(tmp_path, callbacks, data, ckpt_path=None, steps=4):
         nan_check_every=1,
     )
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True)
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[checkpoint, InterruptCheckpoint(), *callbacks],
+    trainer = cpu_trainer(
+        tmp_path, steps, callbacks=[checkpoint, InterruptCheckpoint(), *callbacks]
     )
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
