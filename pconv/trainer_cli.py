@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -153,6 +154,11 @@ def run(args: list[str] | None = None) -> None:
     # The loss's VGG is frozen in eval mode on purpose (and so are the encoder BNs after the
     # fine-tune switch); Lightning's notice about eval-mode modules would only alarm users.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # The interrupt checkpoint makes Lightning look for a last checkpoint to resume from on
+    # every fit; a real resume is still announced ("Restoring states from ..."), so its
+    # notices about looking, and about finding none in a fresh run, are noise.
+    warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model")
+    warnings.filterwarnings("ignore", message=r".*but there is no last checkpoint available")
     try:
         PConvCLI(
             InpaintingModule,
@@ -173,6 +179,7 @@ def run(args: list[str] | None = None) -> None:
         CheckpointError,
         WeightsUnavailableError,
         DataSourceError,
+        MisconfigurationException,  # Lightning's word on an inconsistent config
     ) as error:
         print(f"pconv: {error}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
