@@ -144,6 +144,25 @@ class PConvCLI(LightningCLI):
         self._report_wandb()
 
 
+#: Errors that mean the user's input (a path, a checkpoint, data, the config) is wrong.
+BAD_INPUT_ERRORS = (
+    FileNotFoundError,
+    CheckpointError,
+    WeightsUnavailableError,
+    DataSourceError,
+    MisconfigurationException,  # Lightning's word on an inconsistent config
+)
+
+
+def bad_input_cause(error: BaseException) -> BaseException | None:
+    """The first of BAD_INPUT_ERRORS in ``error``'s chain of causes, or None."""
+    while error is not None:
+        if isinstance(error, BAD_INPUT_ERRORS):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run(args: list[str] | None = None) -> None:
     """Run the LightningCLI on ``args`` (``sys.argv[1:]`` when None).
 
@@ -174,12 +193,14 @@ def run(args: list[str] | None = None) -> None:
     except NonFiniteLossError as error:
         print(f"pconv: {error}", file=sys.stderr)
         raise SystemExit(EXIT_DIVERGED) from None
-    except (
-        FileNotFoundError,
-        CheckpointError,
-        WeightsUnavailableError,
-        DataSourceError,
-        MisconfigurationException,  # Lightning's word on an inconsistent config
-    ) as error:
+    except BAD_INPUT_ERRORS as error:
         print(f"pconv: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except ValueError as error:
+        # jsonargparse wraps errors raised while it builds model.net/model.loss (e.g. VGG
+        # weights that cannot be had offline) in a ValueError listing every Union subtype.
+        cause = bad_input_cause(error)
+        if cause is None:
+            raise
+        print(f"pconv: {cause}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None

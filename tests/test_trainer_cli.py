@@ -285,3 +285,33 @@ def test_sweep_style_keys_reach_the_config(capsys):
     assert config["model"]["net"]["init_args"]["levels"] == 7
     assert config["model"]["optimizer"]["init_args"]["lr"] == 1e-4
     assert config["finetune"]["at_step"] == 1000
+
+
+def test_offline_vgg_weights_end_the_run_with_one_line(tmp_path, monkeypatch, capsys):
+    """jsonargparse wraps errors raised while building model.loss; the CLI unwraps them."""
+    import urllib.error
+
+    from pconv.trainer_cli import run
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setattr(sys, "argv", ["pconv"])
+    with pytest.raises(SystemExit) as stop:
+        run(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "configs/demo.yaml"),
+                "--model.loss.vgg_weights=imagenet",
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--trainer.logger.init_args.save_dir={tmp_path}",
+            ]
+        )
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("pconv: VGG-16 ImageNet weights are not cached at")
+    assert "model.loss.vgg_weights" in err[-1]
