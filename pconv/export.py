@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from pconv.inference import atomic_path
-from pconv.module import CheckpointError, load_network
 from pconv.nn.unet import PConvUNet
+from pconv.weights import CheckpointError, load_network
 
 PROG = "pconv export"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from pconv.data.images import IMAGE_EXTENSIONS, read_image, scan_images
-from pconv.module import CheckpointError, load_network
 from pconv.nn.unet import PConvUNet
+from pconv.weights import CheckpointError, load_network
 
 PROG = "pconv inpaint"
 #: Mask file values: black and white. A pixel is white at or above half range.

@@ -12,17 +12,13 @@ the network and loss are recorded as ``{class_path, init_args}`` too. Either way
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
 from rich.console import Console
-from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from pconv.losses.inpainting import TERMS, InpaintingLoss
@@ -34,6 +30,7 @@ from pconv.metrics import (
     table_rows,
 )
 from pconv.nn.unet import PConvUNet
+from pconv.weights import load_net_weights, read_checkpoint
 
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
@@ -45,18 +42,10 @@ NET_GROUP = "net"
 #: device sync; the record keeps the exact first bad step and term in between).
 DEFAULT_NAN_CHECK_EVERY = 50
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
-_HOW_TO_GET_CHECKPOINTS = (
-    "checkpoints are written by `pconv fit` under <default_root_dir>/<logger>/.../checkpoints "
-    "(best and last.ckpt)"
-)
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or holds no pconv network."""
 
 
 def _class_path(obj: object) -> str:
@@ -81,67 +70,6 @@ def loss_config(loss: InpaintingLoss) -> dict[str, Any]:
         "vgg_weights": loss.vgg_weights,
     }
     return {"class_path": _class_path(loss), "init_args": args}
-
-
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a Lightning checkpoint written by ``pconv fit`` (weights-only unpickling).
-
-    Raises :class:`FileNotFoundError` or :class:`CheckpointError` naming the path.
-    """
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"checkpoint {file} does not exist; {_HOW_TO_GET_CHECKPOINTS}")
-    try:
-        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors have no common base class
-        raise CheckpointError(
-            f"checkpoint {file} is unreadable ({type(error).__name__}: {error}); "
-            f"{_HOW_TO_GET_CHECKPOINTS}"
-        ) from None
-    if not isinstance(checkpoint, dict) or not any(
-        k.startswith("net.") for k in checkpoint.get("state_dict", {})
-    ):
-        raise CheckpointError(
-            f"checkpoint {file} holds no pconv network weights (no 'net.*' entries in its "
-            f"state_dict); {_HOW_TO_GET_CHECKPOINTS}"
-        )
-    return checkpoint
-
-
-def _net_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    state = checkpoint["state_dict"]
-    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-
-
-def _load_net_weights(net: nn.Module, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    try:
-        net.load_state_dict(_net_state(checkpoint))
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"checkpoint {path} holds a network of another architecture than the configured "
-            f"one (check model.net levels / width_mult): {str(error).splitlines()[0]}"
-        ) from None
-
-
-def load_network(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> PConvUNet:
-    """The trained :class:`PConvUNet` of a checkpoint, in eval mode, without loss or VGG,
-    on the CPU (move it with ``.to(device)``; ``map_location`` only affects reading).
-
-    The architecture comes from the checkpoint's ``net`` hyper-parameter (the default
-    PConvUNet when it holds none), the weights from its ``net.*`` entries.
-    """
-    checkpoint = read_checkpoint(checkpoint_path, map_location)
-    spec = checkpoint.get("hyper_parameters", {}).get("net")
-    if spec is None:
-        net = PConvUNet()
-    else:
-        # jsonargparse only instantiates subclasses of PConvUNet: a checkpoint cannot make
-        # this import and run arbitrary code.
-        parser = ArgumentParser(exit_on_error=False)
-        parser.add_argument("--net", type=PConvUNet)
-        net = parser.instantiate(parser.parse_object({"net": spec})).net
-    _load_net_weights(net, checkpoint, checkpoint_path)
-    return net.eval()
 
 
 def encoder_batch_norms(net: PConvUNet) -> list[_BatchNorm]:
@@ -244,7 +172,7 @@ class InpaintingModule(L.LightningModule):
         if stage == "fit" and self.init_from:
             # In setup, before Lightning restores a --ckpt_path: resuming a fine-tune run
             # keeps its own weights. load_from_checkpoint never reads the file again.
-            _load_net_weights(self.net, read_checkpoint(self.init_from), self.init_from)
+            load_net_weights(self.net, read_checkpoint(self.init_from), self.init_from)
 
     def state_dict(self, *args, **kwargs) -> dict[str, Any]:
         # The frozen VGG is rebuilt from loss.vgg_weights: keep its 15M weights out of every

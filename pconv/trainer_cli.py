@@ -42,7 +42,8 @@ from pconv.callbacks import (
 from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
-from pconv.module import CheckpointError, InpaintingModule, NonFiniteLossError
+from pconv.module import InpaintingModule, NonFiniteLossError
+from pconv.weights import CheckpointError
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
 #: Seconds to wait for the W&B server before going offline instead.

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pconv.export import export_onnx, export_torchscript, main
-from pconv.module import load_network
+from pconv.weights import load_network
 
 HEIGHT, WIDTH = 32, 48
 

@@ -9,7 +9,7 @@ import skimage.data
 import torch
 
 from pconv.inference import Inpainter, main, pad_to_multiple
-from pconv.module import load_network
+from pconv.weights import load_network
 
 #: Odd sizes, none a multiple of the tiny network's 16.
 HEIGHT, WIDTH = 45, 67

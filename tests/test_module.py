@@ -6,14 +6,9 @@ from torch.utils.data import DataLoader
 from trainers import cpu_trainer
 
 from pconv.losses import InpaintingLoss
-from pconv.module import (
-    ENCODER_BN_GROUP,
-    CheckpointError,
-    InpaintingModule,
-    NonFiniteLossError,
-    load_network,
-)
+from pconv.module import ENCODER_BN_GROUP, InpaintingModule, NonFiniteLossError
 from pconv.nn import PConvUNet
+from pconv.weights import load_network
 
 SIZE = 64
 LEVELS = 4
@@ -67,15 +62,6 @@ def test_python_built_module_round_trips_through_checkpoint(tmp_path):
     module.eval()
     with torch.no_grad():
         assert torch.equal(net(image, mask), module.net(image, mask))
-
-
-def test_load_network_errors_name_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
-        load_network(tmp_path / "missing.ckpt")
-    junk = tmp_path / "junk.ckpt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.ckpt"):
-        load_network(junk)
 
 
 def test_optimizer_groups_exclude_vgg_and_isolate_encoder_bn():

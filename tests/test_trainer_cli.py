@@ -14,8 +14,9 @@ import yaml
 from PIL import Image
 
 from pconv.data.buckets import NUM_BUCKETS
-from pconv.module import InpaintingModule, load_network
+from pconv.module import InpaintingModule
 from pconv.trainer_cli import configure_wandb_mode, run, wandb_offline_reason
+from pconv.weights import load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

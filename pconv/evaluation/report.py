@@ -44,7 +44,7 @@ from pconv.evaluation.plots import Panel, image_grid, line_charts, png_bytes
 from pconv.evaluation.tracks import TRACK_NAMES, Track, get_track
 from pconv.inference import Inpainter, atomic_write
 from pconv.metrics import PERCENT, composite, per_image_scores
-from pconv.module import CheckpointError, load_network
+from pconv.weights import CheckpointError, load_network
 
 PROG = "pconv evaluate"
 
