@@ -167,8 +167,9 @@ def check_destination(destination: str, overwrite: bool) -> None:
     if _is_url(destination):
         return
     path = Path(destination)
-    if path.exists() and not path.is_dir():
-        raise DataSourceError(f"{destination} is a file; give -o a folder for the shards")
+    for folder in (path.parent, path):
+        if folder.exists() and not folder.is_dir():
+            raise DataSourceError(f"{folder} is a file; give -o a folder for the shards")
     if Path(destination, _INDEX_FILE).exists():
         if not overwrite:
             raise DataSourceError(
@@ -476,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning  # inherited by litdata's forked workers
             written = prepare_splits(plan, args.output, args.workers, args.max_side)
-    except DataSourceError as error:
+    except (DataSourceError, OSError) as error:  # OSError: an output that cannot be written
         return fail(str(error))
     for split, count in written.items():
         images = f": {count} image{'s' * (count != 1)}" if count >= 0 else ""

@@ -114,3 +114,9 @@ def test_one_progress_bar_of_ours_on_a_terminal(tree, tmp_path, capfd, monkeypat
     assert digests(tmp_path / "s").keys() == {
         "train/index.json", "train/chunk-0-0.bin", "val/index.json", "val/chunk-0-0.bin"
     }  # fmt: skip
+
+
+def test_an_output_that_is_a_file_is_refused(tree, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    argv = ["imagefolder", tree / "imagenet", "-o", tmp_path / "notes.txt", *WORKERS]
+    assert_refused(main, argv, "notes.txt is a file; give -o a folder", capsys, tmp_path)
