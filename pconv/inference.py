@@ -15,6 +15,14 @@ Command line::
 
 Mask files follow our convention (black = hole, white = valid) unless
 ``--mask-hole-value 255`` says that white is hole. Gray levels are thresholded at half range.
+In a mask with an alpha channel, **transparent pixels (alpha < 128 of 255) are holes**
+whatever their colour, the usual reading of a mask painted on a transparent layer.
+
+Outputs keep the input's 16-bit samples and alpha channel where their format can
+(:mod:`pconv.image_io`; a folder run writes PNGs, which keep both), and say so in one line
+where it cannot. The tool never writes over an input, refuses an existing output unless
+``--overwrite`` is given, and in folder mode refuses inputs that would share an output name
+(``pic.jpg`` and ``pic.png`` both give ``pic.png``), all before any work.
 """
 
 from __future__ import annotations
@@ -32,8 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pconv.data.images import IMAGE_EXTENSIONS, read_image, scan_images
+from pconv.data.images import IMAGE_EXTENSIONS, scan_images
+from pconv.image_io import encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
+from pconv.progress import track
 from pconv.weights import CheckpointError, load_network
 
 PROG = "pconv inpaint"
@@ -42,7 +52,8 @@ BLACK, WHITE = 0, 255
 THRESHOLD = 128
 #: A folder run writes PNGs: lossless, so valid pixels stay bit-identical.
 OUTPUT_SUFFIX = ".png"
-LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+#: A 16-bit sample per 8-bit one: 255 × 257 = 65535.
+_UINT16_PER_UINT8 = 257
 _UINT8_MAX = 255.0
 NEEDS_CHECKPOINT = (
     "a checkpoint is needed: pass --ckpt PATH.ckpt, a checkpoint written by `pconv fit` "
@@ -143,18 +154,33 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
     """A mask file as H×W uint8 (1 valid, 0 hole) and its count of gray (non-binary) pixels.
 
     ``hole_value`` is the file value that means hole: 0 (black, our convention) or 255.
-    Colour files use their darkest channel; files holding only 0 and 1 are scaled to 0/255.
+    Colour files use their darkest channel; files holding only 0 and 1 are scaled to 0/255;
+    16-bit files are scaled to 8 bits. Transparent pixels (alpha < 128) are holes.
     """
-    gray = read_image(path).min(axis=2)
+    photo = read_photo(path)
+    gray = photo.colour8.min(axis=2)
     if gray.max() == 1:
         gray = gray * WHITE
     gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
     white = gray >= THRESHOLD
     valid = ~white if hole_value == WHITE else white
+    if photo.alpha is not None:
+        opaque = photo.alpha8 >= THRESHOLD
+        if not opaque.any():
+            raise InputError(
+                f"mask {path} is fully transparent, and transparent mask pixels are holes; "
+                "make the valid region opaque"
+            )
+        valid &= opaque
     if not valid.any():
+        colour, other, advice = (
+            ("black", "white", "pass --mask-hole-value 255")
+            if hole_value == BLACK
+            else ("white", "black", "leave out --mask-hole-value 255")
+        )
         raise InputError(
-            f"mask {path} marks every pixel as hole; if white means hole in your masks, "
-            "pass --mask-hole-value 255"
+            f"mask {path} marks every pixel as hole ({colour} = hole); if {other} means hole "
+            f"in your masks, {advice}"
         )
     return valid.astype(np.uint8), gray_pixels
 
@@ -193,12 +219,21 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return buffer.tobytes()
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether existing path ``a`` is ``b`` (links, ``..`` and case-folding included)."""
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def _names(paths: list[Path], limit: int = 5) -> str:
+    shown = ", ".join(str(p) for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
     """(image, mask, output) files of a run on one file or on matching folders."""
-    if not image.exists():
-        raise InputError(f"image {image} does not exist")
-    if not mask.exists():
-        raise InputError(f"mask {mask} does not exist")
+    for role, path in (("image", image), ("mask", mask)):
+        if not path.exists():
+            raise InputError(f"{role} {path} does not exist")
     if image.is_file():
         if not mask.is_file():
             raise InputError(f"image {image} is a file, so the mask must be a file too: {mask}")
@@ -208,8 +243,23 @@ def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
         return [(image, mask, target)]
     if not mask.is_dir():
         raise InputError(f"image {image} is a folder, so the mask must be a folder too: {mask}")
-    masks = {p.relative_to(mask).with_suffix(""): p for p in scan_images(mask)}
-    pairs = []
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} is a file, but the inputs are folders; give a folder")
+    for role, folder in (("image", image), ("mask", mask)):
+        if _same_file(out, folder):
+            raise InputError(
+                f"output folder {out} is the {role} folder; choose another -o so that the "
+                "originals are kept"
+            )
+    masks: dict[Path, Path] = {}
+    for path in scan_images(mask):
+        name = path.relative_to(mask).with_suffix("")
+        if name in masks:
+            raise InputError(
+                f"masks {masks[name]} and {path} both match images named {name}; keep one"
+            )
+        masks[name] = path
+    pairs, sources = [], {}
     for path in scan_images(image):
         name = path.relative_to(image).with_suffix("")
         if name not in masks:
@@ -217,22 +267,64 @@ def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
                 f"no mask for {path} in {mask}: expected {mask / name}.png (any of "
                 f"{', '.join(IMAGE_EXTENSIONS)})"
             )
-        pairs.append((path, masks[name], out / name.with_suffix(OUTPUT_SUFFIX)))
+        target = out / name.with_suffix(OUTPUT_SUFFIX)
+        sources.setdefault(target, []).append(path)
+        pairs.append((path, masks[name], target))
     if not pairs:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {image}")
+    shared = {target: paths for target, paths in sources.items() if len(paths) > 1}
+    if shared:
+        listed = "; ".join(f"{_names(p)} -> {t}" for t, p in shared.items())
+        raise InputError(
+            f"{len(shared)} output name(s) would be shared by several images ({listed}); "
+            "rename those images or inpaint them separately"
+        )
     return pairs
+
+
+def _check_outputs(pairs: list[tuple[Path, Path, Path]], output: Path, overwrite: bool) -> None:
+    """Refuse outputs that are inputs, unwritable file types, and existing outputs (unless
+    ``overwrite``), before any work."""
+    target = pairs[0][2]
+    if not writable_suffix(target):
+        writable = [s for s in IMAGE_EXTENSIONS if writable_suffix(f"x{s}")]
+        raise InputError(
+            f"cannot write images of type {target.suffix!r} (-o {output}); use one of "
+            f"{', '.join(writable)}"
+        )
+    inputs = {p for image, mask, _ in pairs for p in (image, mask)}
+    existing = [out for _, _, out in pairs if out.exists()]
+    for out in existing:
+        if out.is_dir():
+            raise InputError(f"output {out} is a folder; give an image file name")
+        for path in inputs:
+            if _same_file(out, path):
+                raise InputError(
+                    f"output {out} is the input {path}; choose another -o so that the original "
+                    "is kept"
+                )
+    if existing and not overwrite:
+        raise InputError(
+            f"{_names(existing)} already exist{'s' * (len(existing) == 1)}; pass --overwrite "
+            "to replace them, or choose another -o"
+        )
 
 
 def inpaint_file(
     inpainter: Inpainter, image_path: Path, mask_path: Path, out_path: Path, hole_value: int
 ) -> list[str]:
-    """Inpaint one file pair and write the result atomically; returns notes for the user."""
-    image = read_image(image_path)
+    """Inpaint one file pair and write the result atomically; returns notes for the user.
+
+    Valid pixels keep the input's exact samples (16-bit included) and the alpha channel is
+    copied unchanged; hole pixels get the network's 8-bit fill (scaled ×257 for 16-bit).
+    """
+    photo = read_photo(image_path)
     mask, gray_pixels = read_mask(mask_path, hole_value)
-    if mask.shape != image.shape[:2]:
+    height, width = photo.colour.shape[:2]
+    if mask.shape != (height, width):
         raise InputError(
             f"mask {mask_path} is {mask.shape[1]}×{mask.shape[0]} but image {image_path} is "
-            f"{image.shape[1]}×{image.shape[0]}; give a mask of the same size"
+            f"{width}×{height}; give a mask of the same size"
         )
     notes = []
     if gray_pixels:
@@ -241,13 +333,13 @@ def inpaint_file(
             f"mask {mask_path} is not binary ({gray_pixels} gray pixels); thresholded at "
             f"{THRESHOLD} (>= {THRESHOLD} is {side})"
         )
-    if out_path.suffix.lower() in LOSSY_SUFFIXES:
-        notes.append(
-            f"{out_path} is a lossy format: its valid pixels will not be bit-identical to the "
-            "input; use .png to keep them"
-        )
-    atomic_write(out_path, encode_image(inpainter(image, mask), out_path.suffix.lower()))
-    return notes
+    fill = inpainter(photo.rgb8, mask)
+    if photo.colour.dtype == np.uint16:
+        fill = fill.astype(np.uint16) * np.uint16(_UINT16_PER_UINT8)
+    colour = np.where(mask[:, :, None] == 1, photo.colour, fill)
+    data, format_notes = encode_photo(colour, photo.alpha, out_path)
+    atomic_write(out_path, data)
+    return notes + format_notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         default=BLACK,
         help="mask file value that means hole (default 0: black = hole)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
     args = parser.parse_args(argv)
 
@@ -274,10 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(NEEDS_CHECKPOINT)
     try:
         pairs = _pairs(args.image, args.mask, args.output)
+        _check_outputs(pairs, args.output, args.overwrite)
         inpainter = Inpainter.from_checkpoint(args.ckpt, args.device)
-        from rich.progress import track
-
-        for image, mask, out in track(pairs, description="inpainting", disable=len(pairs) == 1):
+        for image, mask, out in track(pairs, "inpainting") if len(pairs) > 1 else pairs:
             for note in inpaint_file(inpainter, image, mask, out, args.mask_hole_value):
                 print(f"{PROG}: note: {note}", file=sys.stderr)
     except (InputError, CheckpointError, OSError) as error:  # OSError: unreadable/unwritable

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: File name endings scanned for in image folders (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
@@ -87,7 +87,7 @@ def decode_image(
     if image is None:
         # OpenCV refuses truncated files and some formats and modes; PIL decides.
         return _decode_with_pil(data, name)
-    return _to_rgb8(image, bgr=True, name=name)
+    return to_rgb8(image, bgr=True, name=name)
 
 
 def _jpeg_flag(data: bytes | memoryview, min_size: int | None) -> int:
@@ -117,12 +117,14 @@ def _decode_with_pil(data: bytes | memoryview, name: str) -> np.ndarray:
                 array = np.asarray(image.convert("RGBA"))
             else:
                 array = np.asarray(image.convert("RGB"))
+    except UnidentifiedImageError as error:  # its message names the BytesIO, not the file
+        raise UnreadableImageError(name, "not an image format OpenCV or PIL can decode") from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UnreadableImageError(name, str(error) or type(error).__name__) from error
-    return _to_rgb8(array, bgr=False, name=name)
+    return to_rgb8(array, bgr=False, name=name)
 
 
-def _to_rgb8(image: np.ndarray, bgr: bool, name: str) -> np.ndarray:
+def to_rgb8(image: np.ndarray, bgr: bool, name: str) -> np.ndarray:
     """Any decoded array (H×W, H×W×1..4; uint8, uint16 or float) to H×W×3 uint8 RGB."""
     if image.size == 0:
         raise UnreadableImageError(name, "empty image")

@@ -9,6 +9,11 @@ Writes, into ``-o DIR``:
 - ``contact_sheet.png``: the first masks of every row, to look at.
 
 These are exactly the masks ``pconv evaluate`` uses for the same track, size and seed.
+
+A folder that already holds files is refused unless ``--overwrite`` is given; then the files
+of the previous export (those its ``masks.csv`` lists) that the new one does not rewrite are
+removed once the new export is complete, so no stale masks stay beside the new CSV. Other
+files in the folder are left alone.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.progress import track as progress
 
+from pconv import progress
 from pconv.data.masks import MaskGenerationError, hole_ratio
 from pconv.evaluation.plots import image_grid, png_bytes
 from pconv.evaluation.tracks import TRACK_NAMES, get_track
@@ -37,17 +42,61 @@ SHEET_COLUMNS = 8
 SHEET_SIDE = 96
 MANIFEST_FIELDS = ("file", "index", "row", "group", "split", "hole_ratio")
 MANIFEST_DIGITS = 6
+MANIFEST = "masks.csv"
+CONTACT_SHEET = "contact_sheet.png"
+
+
+class ExportError(ValueError):
+    """A folder the export must not write into; the message is the one line shown."""
+
+
+def previous_export(out_dir: Path, overwrite: bool) -> list[Path]:
+    """The files of an earlier export in ``out_dir`` (its manifest, contact sheet and the
+    masks the manifest lists), after checking that ``out_dir`` may be written.
+
+    Raises :class:`ExportError` when ``out_dir`` is a file, or holds files and ``overwrite``
+    is not set.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"output {out_dir} is a file; give a folder")
+    present = sorted(out_dir.iterdir()) if out_dir.is_dir() else []
+    if not present:
+        return []
+    if not overwrite:
+        shown = ", ".join(p.name for p in present[:3]) + (", ..." if len(present) > 3 else "")
+        raise ExportError(
+            f"{out_dir} already holds {len(present)} file(s) ({shown}); pass --overwrite to "
+            "replace an earlier export there, or choose an empty folder"
+        )
+    manifest = out_dir / MANIFEST
+    if not manifest.is_file():
+        return []
+    try:
+        with open(manifest, newline="") as file:
+            names = [row["file"] for row in csv.DictReader(file)]
+    except (KeyError, csv.Error, UnicodeDecodeError) as error:
+        raise ExportError(
+            f"{manifest} is not a masks.csv written by `pconv masks export` ({error}); move it "
+            "away or choose another folder"
+        ) from error
+    # Only plain names inside the folder: a manifest never sends us elsewhere.
+    listed = [out_dir / name for name in names if Path(name).name == name]
+    return [p for p in [*listed, manifest, out_dir / CONTACT_SHEET] if p.is_file()]
 
 
 def export_masks(
-    out_dir: Path, track_name: str, size: int, per_row: int, seed: int, show_progress: bool = True
+    out_dir: Path, track_name: str, size: int, per_row: int, seed: int, overwrite: bool = False
 ) -> list[dict]:
-    """Write the mask files, manifest and contact sheet; return the manifest rows."""
+    """Write the mask files, manifest and contact sheet; return the manifest rows.
+
+    ``out_dir`` must be empty or missing unless ``overwrite`` (see :func:`previous_export`).
+    """
+    previous = previous_export(out_dir, overwrite)
     track = get_track(track_name)
     counters = [0] * len(track.rows)
     manifest, sheet = [], [[] for _ in track.rows]
     indices = range(track.length(per_row))
-    for index in progress(indices, description="exporting masks", disable=not show_progress):
+    for index in progress.track(indices, "exporting masks"):
         mask, row = track.mask(seed, index, size)
         name = f"{track.rows[row].key}_{counters[row]:04d}.png"
         counters[row] += 1
@@ -67,9 +116,13 @@ def export_masks(
     writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(manifest)
-    atomic_write(out_dir / "masks.csv", buffer.getvalue().encode())
+    atomic_write(out_dir / MANIFEST, buffer.getvalue().encode())
     grid = image_grid(sheet, row_labels=[row.key for row in track.rows])
-    atomic_write(out_dir / "contact_sheet.png", png_bytes(grid))
+    atomic_write(out_dir / CONTACT_SHEET, png_bytes(grid))
+    written = {entry["file"] for entry in manifest} | {MANIFEST, CONTACT_SHEET}
+    for stale in previous:
+        if stale.name not in written:
+            stale.unlink()
     return manifest
 
 
@@ -87,13 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--track", choices=TRACK_NAMES, default="paper")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier export in the folder"
+    )
     args = parser.parse_args(argv)
     if args.per_bucket < 1 or args.size < 1:
         print(f"{PROG}: --per-bucket and --size must be at least 1", file=sys.stderr)
         return 2
     try:
-        manifest = export_masks(args.output, args.track, args.size, args.per_bucket, args.seed)
-    except (MaskGenerationError, OSError) as error:
+        manifest = export_masks(
+            args.output, args.track, args.size, args.per_bucket, args.seed, args.overwrite
+        )
+    except (ExportError, MaskGenerationError, OSError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     print(f"{PROG}: wrote {len(manifest)} masks, masks.csv and contact_sheet.png to {args.output}")

@@ -6,6 +6,7 @@ import csv
 
 import cv2
 import numpy as np
+from refusals import assert_refused
 
 from pconv.data.masks import eval_mask
 from pconv.evaluation.mask_export import main
@@ -60,3 +61,41 @@ def test_lama_track_export_names_files_by_preset(tmp_path):
 def test_bad_count_exits_2(tmp_path, capsys):
     assert main(["export", "-o", str(tmp_path), "--per-bucket", "0"]) == 2
     assert "--per-bucket" in capsys.readouterr().err
+
+
+def export(argv: list) -> int:
+    """``pconv masks export --size SIZE -o OUT ...`` for ``argv = [OUT, ...]``."""
+    return main(["export", "--size", str(SIZE), "-o", *map(str, argv)])
+
+
+def test_a_folder_with_files_is_refused_without_overwrite(tmp_path, capsys):
+    (tmp_path / "masks.csv").write_text("the user's own table\n")
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert_refused(export, [tmp_path, "--per-bucket", 1], "pass --overwrite", capsys, tmp_path)
+    (tmp_path / "file").write_text("")
+    argv = [tmp_path / "file", "--per-bucket", 1]
+    assert_refused(export, argv, "is a file; give a folder", capsys, tmp_path)
+
+
+def test_overwrite_removes_the_previous_exports_masks_only(tmp_path):
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"a user's file")
+    out = tmp_path / "masks"
+    assert export([out, "--per-bucket", 2]) == 0
+    (out / "notes.txt").write_text("keep me")
+    assert export([out, "--per-bucket", 1, "--overwrite"]) == 0
+    with open(out / "masks.csv") as file:
+        listed = {row["file"] for row in csv.DictReader(file)}
+    assert len(listed) == 12 and all(name.endswith("_0000.png") for name in listed)
+    present = {p.name for p in out.iterdir()}
+    assert present == listed | {"masks.csv", "contact_sheet.png", "notes.txt"}
+    # A manifest naming a file outside the folder never removes it.
+    (out / "masks.csv").write_text("file,index\n../outside.png,0\n")
+    assert export([out, "--per-bucket", 1, "--overwrite"]) == 0
+    assert outside.read_bytes() == b"a user's file"
+
+
+def test_overwrite_refuses_a_foreign_masks_csv(tmp_path, capsys):
+    (tmp_path / "masks.csv").write_text("name,score\nholiday.png,3\n")
+    argv = [tmp_path, "--per-bucket", 1, "--overwrite"]
+    assert_refused(export, argv, "is not a masks.csv written by", capsys, tmp_path)
