@@ -179,3 +179,21 @@ def test_targets_read_the_sections():
     assert targets["bf16_speedup_over_naive_fp32"] == {"value": 2.4, "target": 2.0, "met": True}
     assert targets["mfu"] == {"value": 0.35, "target": 0.4, "met": False}
     assert targets["fp16_losses_finite"] == {"value": True, "met": True}
+
+
+def test_a_rerun_of_some_sections_keeps_the_others(tmp_path):
+    """``--overwrite --sections mfu``: the training and profile figures of the earlier run
+    stay, and the MFU is computed from the kept training figures."""
+    out = tmp_path / "gpu.json"
+    training = {"status": "ok", "seconds": 1.0, "configs": {"naive fp32": {"impl": "naive"}}}
+    training["configs"]["naive fp32"]["images_per_s"] = 2.0
+    profile = {"status": "ok", "seconds": 1.0, "shares": {"data": 1.0}}
+    earlier = {"device": "cpu", "dry_run": True, "sections": {"training": training}}
+    earlier["sections"]["profile"] = profile
+    out.write_text(json.dumps(earlier))
+    check.main(["--dry-run", "--out", str(out), "--overwrite", "--sections", "mfu"])
+    sections = json.loads(out.read_text())["sections"]
+    assert sections["training"] == training and sections["profile"] == profile
+    naive_flops = sections["mfu"]["flops_per_image"]["naive"]["total"]
+    (row,) = sections["mfu"]["configs"].values()
+    assert row["achieved_tflops"] == pytest.approx(naive_flops * 2.0 / 1e12)

@@ -106,7 +106,7 @@ def onnxruntime_backend(args: argparse.Namespace, info: dict) -> dict:
     available = onnxruntime.get_available_providers()
     providers = [p for p in args.ort_providers if p in available]
     if not providers:
-        raise RuntimeError(f"none of {list(args.ort_providers)} in ONNX Runtime's {available}")
+        raise RuntimeError(f"{list(args.ort_providers)} not in ONNX Runtime's {available}")
     net = network(PConvUNet, args, torch.device("cpu"))
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(net, Path(folder) / "net.onnx", args.size, args.size)

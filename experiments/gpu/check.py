@@ -116,7 +116,7 @@ DRY = Plan(
     warmup=1,
     steps=1,
     inference_batch=2,
-    inference_warmup=1,
+    inference_warmup=0,
     inference_repeats=1,
     compile_backend="eager",
     data_workers=0,
@@ -141,6 +141,7 @@ TRAIN_CONFIGS = {
     "naive bf16 channels_last": TrainConfig("naive", True, True, False),
 }
 BASELINES = {"fp32": "naive fp32", "bf16": "naive bf16 channels_last"}
+ORT_ROW = "ours onnxruntime"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -406,7 +407,11 @@ def inference(plan: Plan, device: torch.device) -> dict:
             for name, r in results.items()
         ],
     )
-    skipped = [name for name, r in results.items() if "skipped" in r]
+    ort = results.get(ORT_ROW, {})
+    if device.type == "cuda" and "not in ONNX Runtime" in ort.get("skipped", ""):
+        ort["skipped"] += "; pip install onnxruntime-gpu for the CUDA provider"
+    # ONNX Runtime's CUDA provider is optional (a separate wheel): its absence is no failure.
+    skipped = [name for name, r in results.items() if "skipped" in r and name != ORT_ROW]
     return {
         "status": "failed" if skipped else "ok",
         "size": plan.size,
@@ -609,7 +614,7 @@ def targets(sections: dict) -> dict:
 
 
 def write(path: Path, payload: dict) -> None:
-    atomic_write(path, (json.dumps(payload, indent=2, allow_nan=True) + "\n").encode())
+    atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode())
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -626,6 +631,11 @@ def run(args: argparse.Namespace) -> dict:
         "sections": {},
     }
     sections = payload["sections"]
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if (previous.get("device"), previous.get("dry_run")) == (payload["device"], args.dry_run):
+        # A rerun of some sections keeps the others' figures (and mfu its training figures).
+        kept = previous.get("sections", {})
+        sections.update({n: kept[n] for n in SECTIONS if n in kept and n not in args.sections})
 
     def record(name: str, section: dict) -> None:
         sections[name] = section
@@ -652,7 +662,7 @@ def run(args: argparse.Namespace) -> dict:
             release_memory(device)
         section["seconds"] = time.perf_counter() - start
         record(name, section)
-    summary = payload["targets"] if "targets" in payload else targets(sections)
+    summary = targets(sections)
     print_table(
         f"GPU check on {payload['device']}"
         + (" (dry run: tiny sizes on CPU)" if args.dry_run else ""),
@@ -679,7 +689,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="the JSON file (default: results/gpu-<device name>.json)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out (sections not rerun keep their figures)",
+    )
     parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run"
     )
