@@ -44,5 +44,14 @@ demo: install
 bench: install
 	$(BIN)/python experiments/benchmarks/run_all.py $(BENCH_ARGS)
 
+# One CUDA GPU, about 7 minutes: CUDA tests, training and inference speed, MFU, a profile; writes
+# experiments/benchmarks/results/gpu-<device>.json. GPU machines are often offline, so this
+# installs only where there is no venv yet (never a reinstall because pyproject.toml changed).
+# e.g. make gpu-check GPU_CHECK_ARGS="--overwrite"; GPU_CHECK_ARGS=--dry-run rehearses on CPU.
+.PHONY: gpu-check
+gpu-check:
+	test -x $(BIN)/python || $(MAKE) install
+	$(BIN)/python experiments/gpu/check.py $(GPU_CHECK_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache lightning_logs wandb outputs

@@ -26,8 +26,13 @@ from pconv.losses import InpaintingLoss
 from pconv.nn import PConvUNet
 
 IMPLEMENTATIONS = {"ours": PConvUNet, "naive": NaivePConvUNet}
-#: Dense bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, matched against
-#: ``torch.cuda.get_device_name()`` in this order (the first substring found wins).
+#: Dense bf16 tensor-core peaks in TFLOP/s (without sparsity) from NVIDIA's data sheets,
+#: matched against ``torch.cuda.get_device_name()`` in this order (the first substring found
+#: wins). Sources: H100/H200: "NVIDIA H100 Tensor Core GPU" and "NVIDIA H200 Tensor Core GPU"
+#: data sheets (SXM, 1,979 TFLOPS with sparsity = 989 dense); GH200: "NVIDIA GH200 Grace
+#: Hopper Superchip" data sheet; B200: "NVIDIA DGX B200" data sheet (per GPU, dense); A100:
+#: "NVIDIA A100 Tensor Core GPU" data sheet; L40S, L4, A10G: the NVIDIA L40S, L4 and A10
+#: data sheets.
 PEAK_BF16_TFLOPS = {
     "H100 PCIe": 756.0,
     "H100": 989.4,
@@ -43,11 +48,14 @@ TERA = 1e12
 GIGA = 1e9
 
 
-def training_flops(impl: str, size: int) -> dict:
-    """FLOPs of one training image of ``impl`` at ``size``, split by phase."""
+def training_flops(
+    impl: str, size: int, levels: int | None = None, width_mult: float = 1.0
+) -> dict:
+    """FLOPs of one training image of ``impl`` at ``size``, split by phase; ``levels``
+    defaults to the paper's for ``size``."""
     counter = FlopCounterMode(display=False)  # its count restarts at every ``with``
     with FakeTensorMode():
-        net = IMPLEMENTATIONS[impl](levels=PAPER_LEVELS[size])
+        net = IMPLEMENTATIONS[impl](levels=levels or PAPER_LEVELS[size], width_mult=width_mult)
         loss = InpaintingLoss(vgg_weights=None)
         criterion = loss if impl == "ours" else NaiveInpaintingLoss(loss.vgg, loss.weights)
         image, mask = torch.rand(1, 3, size, size), torch.ones(1, 1, size, size)

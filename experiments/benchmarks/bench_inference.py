@@ -51,9 +51,12 @@ def inputs(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, t
     return image.to(device), mask.to(device)
 
 
-def network(cls: type, size: int, device: torch.device) -> torch.nn.Module:
+def network(cls: type, args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
+    """``cls`` at ``args.size`` with ``args.levels`` (default: the paper's) and
+    ``args.width_mult``, in eval mode on ``device``."""
     torch.manual_seed(SEED)
-    net = cls(levels=PAPER_LEVELS[size]).eval().to(device)
+    net = cls(levels=args.levels or PAPER_LEVELS[args.size], width_mult=args.width_mult)
+    net = net.eval().to(device)
     return net.to(memory_format=torch.channels_last) if device.type == "cuda" else net
 
 
@@ -75,14 +78,15 @@ def torch_forward(net, batch: int, args: argparse.Namespace):
 
 
 def eager(args: argparse.Namespace, impl: str) -> dict:
-    net = network(IMPLEMENTATIONS[impl], args.size, torch.device(args.device))
+    net = network(IMPLEMENTATIONS[impl], args, torch.device(args.device))
     return {str(b): torch_forward(net, b, args) for b in (1, args.batch)}
 
 
 def compiled(args: argparse.Namespace, info: dict) -> dict:
     """Ours under torch.compile; the first call of each batch size pays the compilation."""
     device = torch.device(args.device)
-    net = torch.compile(network(PConvUNet, args.size, device), dynamic=False)
+    net = network(PConvUNet, args, device)
+    net = torch.compile(net, dynamic=False, backend=args.compile_backend)
     calls, info["compile_s"] = {}, {}
     for batch in (1, args.batch):
         calls[str(batch)] = torch_forward(net, batch, args)
@@ -99,14 +103,19 @@ def onnxruntime_backend(args: argparse.Namespace, info: dict) -> dict:
 
     from pconv.export import export_onnx
 
-    providers = [p for p in ORT_PROVIDERS if p in onnxruntime.get_available_providers()]
-    net = network(PConvUNet, args.size, torch.device("cpu"))
+    available = onnxruntime.get_available_providers()
+    providers = [p for p in args.ort_providers if p in available]
+    if not providers:
+        raise RuntimeError(f"{list(args.ort_providers)} not in ONNX Runtime's {available}")
+    net = network(PConvUNet, args, torch.device("cpu"))
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(net, Path(folder) / "net.onnx", args.size, args.size)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads  # its default is every core, not torch's
         session = onnxruntime.InferenceSession(str(path), options, providers=providers)
     info["provider"] = session.get_providers()[0]
+    if info["provider"] != providers[0]:  # ONNX Runtime falls back silently, with a warning
+        raise RuntimeError(f"ONNX Runtime fell back from {providers[0]} to {info['provider']}")
     names = [i.name for i in session.get_inputs()]
     calls = {}
     for batch in (1, args.batch):
@@ -227,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    # Fixed here; experiments/gpu/check.py sets them for its tiny dry-run networks.
+    parser.set_defaults(
+        levels=None, width_mult=1.0, compile_backend="inductor", ort_providers=ORT_PROVIDERS
+    )
     args = parser.parse_args(argv)
     if args.batch < 2 or args.warmup < 0 or args.repeats < 1:
         parser.exit(2, "bench_inference: --batch must be at least 2, --repeats at least 1\n")

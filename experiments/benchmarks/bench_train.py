@@ -46,10 +46,22 @@ MASK_PRESET = "paper"
 SEED = 0
 
 
-def build(impl: str, size: int, batch: int, device: torch.device):
-    """Network, loss, optimizer and one batch (image, mask) for ``impl`` at ``size``."""
+def build(
+    impl: str,
+    size: int,
+    batch: int,
+    device: torch.device,
+    levels: int | None = None,
+    width_mult: float = 1.0,
+):
+    """Network, loss, optimizer and one batch (image, mask) for ``impl`` at ``size``.
+
+    ``levels`` defaults to the paper's for ``size``; a smaller ``levels``/``width_mult`` gives
+    the tiny networks of ``experiments/gpu/check.py --dry-run``.
+    """
     torch.manual_seed(SEED)
-    net = IMPLEMENTATIONS[impl](levels=PAPER_LEVELS[size]).to(device)
+    levels = levels or PAPER_LEVELS[size]
+    net = IMPLEMENTATIONS[impl](levels=levels, width_mult=width_mult).to(device)
     loss = InpaintingLoss(vgg_weights=None)
     criterion = loss if impl == "ours" else NaiveInpaintingLoss(loss.vgg, loss.weights)
     criterion.to(device)
@@ -77,26 +89,54 @@ def faithfulness(size: int) -> dict:
     }
 
 
-def prepare(impl: str, args: argparse.Namespace):
-    """A ``step()`` closure training ``impl`` at ``args.size`` in the chosen mode."""
-    device = torch.device(args.device)
-    cuda = device.type == "cuda"
-    net, criterion, optimizer, image, mask = build(impl, args.size, args.batch, device)
-    if cuda:
+def make_step(
+    impl: str,
+    size: int,
+    batch: int,
+    device: torch.device,
+    *,
+    bf16: bool,
+    channels_last: bool,
+    compile: bool,
+    compile_backend: str = "inductor",
+    levels: int | None = None,
+    width_mult: float = 1.0,
+):
+    """A ``step()`` closure training ``impl`` at ``size`` on one fixed batch: bf16 autocast,
+    channels_last memory format and ``torch.compile`` (with ``compile_backend``) as asked."""
+    net, criterion, optimizer, image, mask = build(impl, size, batch, device, levels, width_mult)
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
         criterion = criterion.to(memory_format=torch.channels_last)
         image = image.contiguous(memory_format=torch.channels_last)
-    if args.compile:
-        net, criterion = torch.compile(net), torch.compile(criterion)
+    if compile:
+        net = torch.compile(net, backend=compile_backend)
+        criterion = torch.compile(criterion, backend=compile_backend)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             total = criterion(net(image, mask), image, mask)["total"]
         total.backward()
         optimizer.step()
 
     return step
+
+
+def prepare(impl: str, args: argparse.Namespace):
+    """A ``step()`` closure training ``impl`` at ``args.size`` in the chosen mode: bf16
+    autocast and channels_last on CUDA, float32 on CPU."""
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    return make_step(
+        impl,
+        args.size,
+        args.batch,
+        device,
+        bf16=cuda,
+        channels_last=cuda,
+        compile=args.compile,
+    )
 
 
 def timed_first_step(step, device: torch.device) -> float:
