@@ -399,3 +399,14 @@ def eval_mask(
     rng = np.random.default_rng([seed, index])
     mask = bucketed_mask(make_mask_generator(preset), rng, height, width, bucket, border, target)
     return mask, bucket, border
+
+
+class GeneratedEvalMasks:
+    """``masks(index) -> (mask, bucket, border)``: :func:`eval_mask` of a seed, size and
+    preset, as an object DataLoader workers can pickle."""
+
+    def __init__(self, seed: int, size: int, preset: str = "paper") -> None:
+        self.seed, self.size, self.preset = seed, size, preset
+
+    def __call__(self, index: int) -> tuple[np.ndarray, int, bool]:
+        return eval_mask(self.seed, index, self.size, self.size, self.preset)
