@@ -284,7 +284,7 @@ class Report:
             values = [(g, self.reference_value(g, metric)) for g in _bucket_centres()]
             values = [(_bucket_centres()[g], v) for g, v in values if v is not None]
             if values:
-                name = f"paper* ({PAPER_SETUP.split(': ')[-1]})"
+                name = self.reference["label"]  # says where this run's setup differs
                 panel.series[name] = ([x for x, _ in values], [y for _, y in values])
             panels.append(panel)
         return panels

@@ -13,6 +13,7 @@ from skimage.metrics import structural_similarity
 
 from pconv.data.masks import eval_mask
 from pconv.data.samples import SAMPLE_NAMES, sample_image
+from pconv.evaluation.plots import PANEL_SIZE
 from pconv.evaluation.report import Report, evaluate, main
 from pconv.evaluation.tracks import get_track
 
@@ -20,6 +21,7 @@ SIZE = 64
 PER_ROW = 1
 PAPER_ROWS = 12
 METHODS = ["pconv", "telea", "ns", "mean"]
+LAMA = ["thin", "medium", "thick"]
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +154,14 @@ def test_lama_track_rows_are_the_presets():
     assert [r["count"] for r in report.rows] == [2, 2, 2, 6]
     assert sorted(examples) == [0, 1, 2]
     assert all(len(pictures) == 3 for pictures in examples.values())  # input, mean, truth
+    # presets are categories: grouped bars labelled with their measured mean hole ratio
+    (panel, *_) = report.bars()
+    ratios = [r["hole_ratio"] for r in report.rows[:3]]
+    assert panel.categories == [
+        f"{name}\nratio {ratio:.2f}" for name, ratio in zip(LAMA, ratios, strict=True)
+    ]
+    assert report.reference is None
+    assert report.picture().size[0] == 3 * PANEL_SIZE[0]
 
 
 @pytest.mark.parametrize(
