@@ -11,9 +11,10 @@ clamped to [0, 1], against I_gt, then averaged over the images of a cell:
   use_sample_covariance=False, data_range=1)``.
 - ℓ1: mean absolute error on the [0, 1] scale, reported in percent like the paper.
 
-Cells are the hole-ratio buckets of :mod:`pconv.data.buckets` (plus one row for ratios out
-of every bucket) × {no border, border}. The states are fixed-size sums filled with
-``index_add_``, so DDP sync is exact and never meets an empty list on a rank.
+Cells are the hole-ratio buckets of :mod:`pconv.data.buckets` plus one "outside buckets" row
+for ratios in no bucket, × {no border, border}; "all" is the sum of every row. The states are
+fixed-size sums filled with ``index_add_``, so DDP sync is exact and never meets an empty
+list on a rank.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ MIN_MSE = 1e-10
 BORDER_SPLITS = ("no_border", "border")
 #: Row of the state tensors that collects images whose hole ratio is in no bucket.
 OUT_OF_RANGE_ROW = NUM_BUCKETS
+#: Label of that row in tables; its cell name is ``outside_buckets``.
+OUTSIDE_LABEL = "outside buckets"
+ALL_LABEL = "all"
 
 
 def composite(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,8 +73,10 @@ def per_image_scores(comp: torch.Tensor, target: torch.Tensor) -> dict[str, torc
 
 def cell_name(bucket: int, border: int | None = None) -> str:
     """Name of a bucket (both border splits) or a bucket × split cell in metric keys, e.g.
-    ``bucket_0.1-0.2`` or ``bucket_0.1-0.2/border``; keys read ``psnr/bucket_0.1-0.2``."""
-    name = f"bucket_{bucket_label(bucket)}"
+    ``bucket_0.1-0.2`` or ``bucket_0.1-0.2/border``; keys read ``psnr/bucket_0.1-0.2``.
+    ``OUT_OF_RANGE`` (or ``OUT_OF_RANGE_ROW``) is ``outside_buckets``."""
+    inside = 0 <= bucket < NUM_BUCKETS
+    name = f"bucket_{bucket_label(bucket)}" if inside else "outside_buckets"
     return name if border is None else f"{name}/{BORDER_SPLITS[border]}"
 
 
@@ -87,9 +93,9 @@ class BucketedInpaintingMetrics(Metric):
     ``sum_l1`` (fractions) and ``count``.
 
     ``compute()`` returns a dict of 0-d tensors: overall ``psnr``, ``ssim``, ``l1`` (percent)
-    and ``count`` over every image, then per bucket (both splits) and per bucket × split
-    under ``<metric>/<cell name>`` keys (:func:`cell_name`), plus ``count/<cell name>``.
-    Empty cells give NaN.
+    and ``count`` over every image, then per bucket (both splits) and per bucket × split,
+    the out-of-range row included, under ``<metric>/<cell name>`` keys (:func:`cell_name`),
+    plus ``count/<cell name>``. Empty cells give NaN.
     """
 
     full_state_update = False
@@ -126,7 +132,7 @@ class BucketedInpaintingMetrics(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         cells: dict[str | None, tuple] = {None: ()}
-        for b in range(NUM_BUCKETS):
+        for b in range(NUM_BUCKETS + 1):  # the buckets, then the out-of-range row
             cells[cell_name(b)] = (b,)
             cells.update({cell_name(b, s): (b, s) for s in range(len(BORDER_SPLITS))})
         results = {}
@@ -146,12 +152,18 @@ def result_key(metric: str, cell: str | None = None) -> str:
     return metric if cell is None else f"{metric}/{cell}"
 
 
+def _row_labels() -> list[tuple[int, str]]:
+    """(state row, label) of every table row but "all": the buckets, then outside buckets."""
+    return [(b, bucket_label(b)) for b in range(NUM_BUCKETS)] + [(OUT_OF_RANGE_ROW, OUTSIDE_LABEL)]
+
+
 def table_rows(results: dict[str, torch.Tensor]) -> list[list[str]]:
     """Rows of :meth:`BucketedInpaintingMetrics.compute` results under ``TABLE_COLUMNS``:
-    one per bucket (both border splits), then one for all images; "–" for empty cells."""
-    cells = [(cell_name(b), bucket_label(b)) for b in range(NUM_BUCKETS)]
+    one per bucket (both border splits), one for images outside every bucket, then one for
+    all images (the sum of the rows above); "–" for empty cells."""
+    cells = [(cell_name(row), label) for row, label in _row_labels()]
     rows = []
-    for cell, label in [*cells, (None, "all")]:
+    for cell, label in [*cells, (None, ALL_LABEL)]:
         count = int(results[result_key("count", cell)])
         if count == 0:
             rows.append([label, "0", "–", "–", "–"])
@@ -169,3 +181,24 @@ def results_table(results: dict[str, torch.Tensor], title: str) -> Table:
     for row in table_rows(results):
         table.add_row(*row)
     return table
+
+
+#: Columns of :func:`numeric_table`: labels, then numbers W&B can plot.
+NUMERIC_COLUMNS = ("hole_ratio", "border_split", "images", "l1_percent", "psnr_db", "ssim")
+
+
+def numeric_table(results: dict[str, torch.Tensor]) -> list[list]:
+    """Rows of :meth:`BucketedInpaintingMetrics.compute` results under ``NUMERIC_COLUMNS``:
+    per bucket (then outside buckets) × border split (``no_border``, ``border``, ``both``),
+    then all images; counts are ints, metrics floats (None for empty cells)."""
+    rows = []
+    cells = [
+        (label, split, cell_name(row, s) if s is not None else cell_name(row))
+        for row, label in _row_labels()
+        for s, split in [*enumerate(BORDER_SPLITS), (None, "both")]
+    ]
+    for label, split, cell in [*cells, (ALL_LABEL, "both", None)]:
+        count = int(results[result_key("count", cell)])
+        values = [float(results[result_key(m, cell)]) for m in ("l1", "psnr", "ssim")]
+        rows.append([label, split, count, *(v if count else None for v in values)])
+    return rows

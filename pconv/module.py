@@ -23,11 +23,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from pconv.losses.inpainting import TERMS, InpaintingLoss
 from pconv.metrics import (
-    TABLE_COLUMNS,
+    NUMERIC_COLUMNS,
     BucketedInpaintingMetrics,
     composite,
+    numeric_table,
     results_table,
-    table_rows,
 )
 from pconv.nn.unet import PConvUNet
 from pconv.weights import load_net_weights, read_checkpoint
@@ -305,5 +305,7 @@ class InpaintingModule(L.LightningModule):
             Console().print(results_table(results, "test metrics on the composite"))
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
-                columns, rows = list(TABLE_COLUMNS), table_rows(results)
-                logger.log_table("test/table", columns=columns, data=rows)
+                # Numbers, not strings, so W&B can plot them; one row per border split too.
+                logger.log_table(
+                    "test/table", columns=list(NUMERIC_COLUMNS), data=numeric_table(results)
+                )

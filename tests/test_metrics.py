@@ -8,7 +8,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pconv.data.buckets import BUCKETS, NUM_BUCKETS
-from pconv.metrics import BucketedInpaintingMetrics, results_table
+from pconv.metrics import BucketedInpaintingMetrics, numeric_table, results_table, table_rows
 
 SIZE = 48
 
@@ -79,9 +79,46 @@ def test_cells_match_skimage_per_image_means(batch):
         check(label, bucket == b)
         check(f"{label}/border", (bucket == b) & border)
         check(f"{label}/no_border", (bucket == b) & ~border)
+    check("outside_buckets", bucket == -1)
+    check("outside_buckets/no_border", (bucket == -1) & ~border)
     assert "psnr/bucket_0.1-0.2" in results
-    assert results["count"].item() == 10  # the out-of-range image counts overall only
+    assert results["count"].item() == 10
     assert sum(results[f"count/bucket_{lo:g}-{hi:g}"].item() for lo, hi in BUCKETS) == 9
+
+
+def test_outside_buckets_row_makes_the_rows_add_up(batch):
+    """The image of bucket -1 gets its own row; "all" is the sum of the rows."""
+    target, output, mask, bucket, border = batch
+    metric = BucketedInpaintingMetrics()
+    metric.update(*(torch.from_numpy(a) for a in (output, target, mask, bucket, border)))
+    rows = table_rows(metric.compute())
+    assert [r[0] for r in rows[-2:]] == ["outside buckets", "all"]
+    assert rows[-2][1] == "1"
+    assert sum(int(r[1]) for r in rows[:-1]) == int(rows[-1][1]) == 10
+    comp = np.clip(mask * target + (1 - mask) * output, 0, 1)
+    psnr = reference_scores(comp[6].transpose(1, 2, 0), target[6].transpose(1, 2, 0))[0]
+    assert float(rows[-2][3]) == pytest.approx(psnr, abs=0.01)
+
+
+def test_numeric_table_has_numbers_and_the_border_split(batch):
+    target, output, mask, bucket, border = batch
+    metric = BucketedInpaintingMetrics()
+    metric.update(*(torch.from_numpy(a) for a in (output, target, mask, bucket, border)))
+    rows = numeric_table(metric.compute())
+    assert len(rows) == (NUM_BUCKETS + 1) * 3 + 1
+    by_cell = {(r[0], r[1]): r for r in rows}
+    # bucket 1 (0.1-0.2) holds images 2, 3 (no border) and 4 (border)
+    assert [by_cell[("0.1-0.2", s)][2] for s in ("no_border", "border", "both")] == [2, 1, 3]
+    assert by_cell[("0.4-0.5", "both")][2:] == [0, None, None, None]
+    comp = np.clip(mask * target + (1 - mask) * output, 0, 1)
+    ref = [
+        reference_scores(comp[i].transpose(1, 2, 0), target[i].transpose(1, 2, 0)) for i in (2, 3)
+    ]
+    row = by_cell[("0.1-0.2", "no_border")]
+    assert all(isinstance(v, float) for v in row[3:]) and isinstance(row[2], int)
+    assert row[4] == pytest.approx(np.mean([r[0] for r in ref]), rel=1e-4)
+    assert row[3] == pytest.approx(np.mean([r[2] for r in ref]), rel=1e-4)
+    assert rows[-1][:3] == ["all", "both", 10]
 
 
 def test_psnr_is_mean_of_per_image_psnr_not_pooled_mse():
@@ -106,6 +143,6 @@ def test_reset_and_table(batch):
     metric = BucketedInpaintingMetrics()
     metric.update(*(torch.from_numpy(a) for a in (output, target, mask, bucket, border)))
     table = results_table(metric.compute(), "test")
-    assert table.row_count == NUM_BUCKETS + 1
+    assert table.row_count == NUM_BUCKETS + 2  # the buckets, outside buckets, all
     metric.reset()
     assert metric.compute()["count"].item() == 0

@@ -8,19 +8,25 @@ fixed evaluation set.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from pconv.data.buckets import NUM_BUCKETS
-from pconv.data.datasets import EvalDataset, MaskFn, TrainDataset
+from pconv.data.datasets import EvalDataset, EvalMaskFn, MaskFn, TrainDataset
 from pconv.data.images import SOURCE_KINDS, DataSourceError, open_image_source
 from pconv.data.mask_files import MaskFileSource
-from pconv.data.masks import NUM_BORDER_SPLITS, make_mask_generator
+from pconv.data.masks import NUM_BORDER_SPLITS, GeneratedEvalMasks, make_mask_generator
+from pconv.data.nvidia_masks import FileEvalMasks
 from pconv.data.transforms import TRAIN_CROP_SCALE, eval_transform, train_transform
 
 _FLAT_SOURCES = ("folder", "filelist")
+#: Evaluation sets per source: validation (slot 0) and test (slot 1).
+_EVAL_SLOTS = 2
 
 
 class InpaintingDataModule(L.LightningDataModule):
@@ -36,14 +42,24 @@ class InpaintingDataModule(L.LightningDataModule):
         mask_preset: training and evaluation stroke masks (``paper``, ``thin``, ``medium``,
             ``thick``); evaluation always uses it.
         mask_dir: if set, training masks come from these files (black = hole).
+        eval_mask_dir: if set, validation and test masks come from these files, e.g.
+            NVIDIA's 12,000 irregular test masks as in the paper: each is resized to
+            ``image_size`` (nearest neighbour) and bucketed by its measured hole ratio and
+            border contact; ``val_masks_per_bucket`` of each bucket × split are kept.
+        eval_mask_hole_value: file value that means hole in ``eval_mask_dir``: 0 (black,
+            NVIDIA's convention) or 255.
         batch_size, num_workers, pin_memory: DataLoader settings (pinning only with CUDA).
         val_masks_per_bucket: N; validation and test sets hold 6 buckets × 2 border splits ×
-            N items with fixed masks.
+            N items with fixed masks (with ``eval_mask_dir``: up to N per cell, plus up to N
+            per split of masks outside every bucket).
         eval_seed: seed of the fixed evaluation masks.
         train_samples_per_epoch: repeat small sources to this many items per epoch (map-style
             sources; a shard epoch is always one pass).
         val_root: validation images for the flat sources (default: ``root``).
-        test_split: split of test and predict sets (default: ``val_split``).
+        test_split: split of test and predict sets (default: ``val_split``). Validation and
+            test take disjoint, interleaved items of their source when they share it, each
+            spread evenly over the whole source (so every class of an ImageFolder is used);
+            a source too small for that is shared, with one line saying so.
         train_crop_scale: area range of the random training crop.
     """
 
@@ -56,6 +72,8 @@ class InpaintingDataModule(L.LightningDataModule):
         image_size: int = 256,
         mask_preset: str = "paper",
         mask_dir: str | None = None,
+        eval_mask_dir: str | None = None,
+        eval_mask_hole_value: Literal[0, 255] = 0,
         batch_size: int = 6,
         num_workers: int = 4,
         val_masks_per_bucket: int = 2,
@@ -76,11 +94,27 @@ class InpaintingDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: EvalDataset | None = None
         self.test_set: EvalDataset | None = None
+        self._file_masks: FileEvalMasks | None = None
 
     @property
     def eval_length(self) -> int:
         """Items in the validation and test sets."""
+        if self.hparams.eval_mask_dir:
+            return len(self._eval_masks())
         return NUM_BUCKETS * NUM_BORDER_SPLITS * self.hparams.val_masks_per_bucket
+
+    def _eval_masks(self) -> EvalMaskFn:
+        hp = self.hparams
+        if not hp.eval_mask_dir:
+            return GeneratedEvalMasks(hp.eval_seed, hp.image_size, hp.mask_preset)
+        if self._file_masks is None:  # read once, for validation and test
+            self._file_masks = FileEvalMasks(
+                hp.eval_mask_dir, hp.image_size, hp.eval_mask_hole_value, hp.val_masks_per_bucket
+            )
+            rank_zero_info(f"evaluation masks: {self._file_masks.summary()}")
+            if self._file_masks.polarity_warning:
+                rank_zero_warn(f"{self._file_masks.polarity_warning} (data.eval_mask_hole_value)")
+        return self._file_masks
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0
@@ -90,18 +124,32 @@ class InpaintingDataModule(L.LightningDataModule):
             return MaskFileSource(self.hparams.mask_dir)
         return make_mask_generator(self.hparams.mask_preset)
 
-    def _eval_set(self, split: str) -> EvalDataset:
+    def _test_shares_val_source(self) -> bool:
+        hp = self.hparams
+        return hp.source in _FLAT_SOURCES or (hp.test_split or hp.val_split) == hp.val_split
+
+    def _eval_set(self, split: str, slot: int) -> EvalDataset:
+        """Evaluation set ``slot`` of ``_EVAL_SLOTS`` of ``split``: validation is slot 0;
+        test is slot 1 when it shares validation's source, so the two take disjoint images."""
         hp = self.hparams
         root = (hp.val_root or hp.root) if hp.source in _FLAT_SOURCES else hp.root
         size = hp.image_size
-        return EvalDataset(
+        dataset = EvalDataset(
             open_image_source(hp.source, root, split),
             eval_transform(size),
             size,
             self.eval_length,
-            hp.eval_seed,
-            hp.mask_preset,
+            self._eval_masks(),
+            slot,
+            _EVAL_SLOTS,
         )
+        if slot == 1 and _EVAL_SLOTS * dataset.length > len(dataset.reader):
+            rank_zero_info(
+                f"test and validation share images: split {split!r} has "
+                f"{len(dataset.reader)} images, fewer than the {_EVAL_SLOTS * dataset.length} two "
+                "disjoint sets need; name another split with data.test_split"
+            )
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
         """Open the sources (fails here, naming the path, if a root is missing or empty)."""
@@ -126,9 +174,10 @@ class InpaintingDataModule(L.LightningDataModule):
                     self._rank(),
                 )
         if stage in ("fit", "validate", None):
-            self.val_set = self._eval_set(hp.val_split)
+            self.val_set = self._eval_set(hp.val_split, 0)
         if stage in ("test", "predict", None):
-            self.test_set = self._eval_set(hp.test_split or hp.val_split)
+            slot = 1 if self._test_shares_val_source() else 0
+            self.test_set = self._eval_set(hp.test_split or hp.val_split, slot)
 
     def _loader_kwargs(self) -> dict:
         workers = self.hparams.num_workers

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from pconv.data.buckets import bucket_of
 from pconv.data.images import ImageSource, SkippingReader
-from pconv.data.masks import eval_mask, hole_ratio, touches_border
+from pconv.data.masks import hole_ratio, touches_border
 from pconv.data.transforms import to_tensor
 
 #: ``gen(rng, height, width) -> H×W uint8 mask``: a StrokeMaskGenerator or MaskFileSource.
@@ -100,11 +100,36 @@ class TrainDataset(Dataset):
         return make_sample(image, self.mask_fn(rng, self.size, self.size))
 
 
+#: ``masks(index) -> (mask, bucket, border)``: fixed evaluation mask ``index``, an H×W uint8
+#: mask (1 valid, 0 hole); e.g. :class:`pconv.data.masks.GeneratedEvalMasks` or
+#: :class:`pconv.data.nvidia_masks.FileEvalMasks`.
+EvalMaskFn = Callable[[int], tuple[np.ndarray, int, bool]]
+
+
+def spread_index(index: int, length: int, count: int, slot: int = 0, slots: int = 1) -> int:
+    """Image position of evaluation item ``index`` of ``length`` in a source of ``count``.
+
+    The ``slots`` evaluation sets of one source (e.g. validation = slot 0, test = slot 1 of
+    2) interleave: together they take ``length * slots`` positions at an even stride over
+    the whole source, so a sorted ImageFolder contributes every class, and the sets share no
+    image when ``length * slots <= count``. Smaller sources are cycled.
+    """
+    position = index * slots + slot
+    total = length * slots
+    return position * count // total if total <= count else position % count
+
+
 class EvalDataset(Dataset):
-    """Fixed evaluation items: images cycled (``index % len(source)``), centre-cropped, with
-    the deterministic bucketed masks of :func:`pconv.data.masks.eval_mask`.
+    """Fixed evaluation items: images spread evenly over the source (:func:`spread_index`),
+    centre-cropped, with the fixed masks of ``masks``.
 
     Item ``index`` is the same in every run, rank and worker.
+
+    Args:
+        source, transform, size: the images, the evaluation pipeline and the crop side.
+        length: number of items.
+        masks: the fixed masks (:data:`EvalMaskFn`).
+        slot, slots: which of the ``slots`` disjoint evaluation sets of ``source`` this is.
     """
 
     def __init__(
@@ -113,20 +138,29 @@ class EvalDataset(Dataset):
         transform: A.Compose,
         size: int,
         length: int,
-        seed: int,
-        preset: str,
+        masks: EvalMaskFn,
+        slot: int = 0,
+        slots: int = 1,
     ) -> None:
         self.reader = SkippingReader(source, min_size=size)
         self.transform = transform
         self.size = size
         self.length = length
-        self.seed = seed
-        self.preset = preset
+        self.masks = masks
+        self.slot, self.slots = slot, slots
 
     def __len__(self) -> int:
         return self.length
 
+    def image_positions(self) -> list[int]:
+        """The source position of every item's image."""
+        count = len(self.reader)
+        return [
+            spread_index(i, self.length, count, self.slot, self.slots) for i in range(len(self))
+        ]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = self.transform(image=self.reader(index))["image"]
-        mask, _, _ = eval_mask(self.seed, index, self.size, self.size, self.preset)
+        position = spread_index(index, self.length, len(self.reader), self.slot, self.slots)
+        image = self.transform(image=self.reader(position))["image"]
+        mask, _, _ = self.masks(index)
         return {**make_sample(image, mask), "index": torch.tensor(index, dtype=torch.long)}

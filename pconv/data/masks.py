@@ -68,6 +68,10 @@ class StrokeMaskGenerator:
         min_shape_size, max_shape_size: side of a box, diameter of a circle or ellipse axis.
         shape_kinds: which of :data:`SHAPE_KINDS` to draw from.
         reference_size: the image side the lengths above are given for.
+        hole_range: (low, high) hole ratios. When set, each mask aims at a ratio drawn
+            uniformly in (low, high] and strokes are added one at a time until it lands
+            there (:func:`steered_mask`), so every part of the range gets its share;
+            ``min_strokes``/``max_strokes`` are then unused and shapes are not allowed.
     """
 
     def __init__(
@@ -88,12 +92,18 @@ class StrokeMaskGenerator:
         max_shape_size: float = 50.0,
         shape_kinds: Sequence[str] = SHAPE_KINDS,
         reference_size: int = 256,
+        hole_range: tuple[float, float] | None = None,
     ) -> None:
         unknown = set(shape_kinds) - set(SHAPE_KINDS)
         if unknown:
             raise ValueError(f"unknown shape kinds {sorted(unknown)}; valid: {SHAPE_KINDS}")
         if not 0 <= min_strokes <= max_strokes or not 2 <= min_vertices <= max_vertices:
             raise ValueError("need 0 <= min_strokes <= max_strokes and 2 <= min_vertices <= max")
+        if hole_range is not None:
+            if not 0 <= hole_range[0] < hole_range[1] <= 1:
+                raise ValueError(f"hole_range must satisfy 0 <= low < high <= 1, got {hole_range}")
+            if shape_probability > 0:
+                raise ValueError("hole_range steers strokes only; set shape_probability=0")
         self.min_strokes, self.max_strokes = min_strokes, max_strokes
         self.min_vertices, self.max_vertices = min_vertices, max_vertices
         self.min_length, self.max_length = min_length, max_length
@@ -104,6 +114,7 @@ class StrokeMaskGenerator:
         self.min_shape_size, self.max_shape_size = min_shape_size, max_shape_size
         self.shape_kinds = tuple(shape_kinds)
         self.reference_size = reference_size
+        self.hole_range = None if hole_range is None else tuple(hole_range)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
@@ -111,6 +122,8 @@ class StrokeMaskGenerator:
 
     def __call__(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A fresh H×W uint8 mask (1 valid, 0 hole)."""
+        if self.hole_range is not None:
+            return steered_mask(self, rng, height, width, *self.hole_range)
         mask = np.full((height, width), VALID, np.uint8)
         n_strokes = int(rng.integers(self.min_strokes, self.max_strokes + 1))
         self.draw_strokes(mask, rng, n_strokes)
@@ -199,12 +212,11 @@ def _border_points(u_side: np.ndarray, u_pos: np.ndarray, height: int, width: in
 
 
 #: Constructor arguments of the named presets (lengths at 256 px, scaled to the image).
-#: ``paper`` spreads hole ratios over the paper's 1-60% range; ``thin``/``medium``/``thick``
-#: follow LaMa's random mask presets (strokes plus, for medium/thick, boxes).
+#: ``paper`` spreads hole ratios uniformly over the paper's 1-60% range (every bucket gets
+#: its share, (0.5, 0.6] included); ``thin``/``medium``/``thick`` follow LaMa's random mask
+#: presets (strokes plus, for medium/thick, boxes).
 MASK_PRESETS: dict[str, dict] = {
     "paper": dict(
-        min_strokes=1,
-        max_strokes=14,
         min_vertices=2,
         max_vertices=6,
         min_length=15.0,
@@ -212,11 +224,7 @@ MASK_PRESETS: dict[str, dict] = {
         min_width=6.0,
         max_width=45.0,
         max_turn=math.pi / 2,
-        shape_probability=0.2,
-        min_shapes=1,
-        max_shapes=2,
-        min_shape_size=20.0,
-        max_shape_size=80.0,
+        hole_range=(0.01, 0.6),
     ),
     "thin": dict(
         min_strokes=4,
@@ -277,10 +285,17 @@ def make_mask_generator(preset: str, **overrides) -> StrokeMaskGenerator:
 
 #: Hole-free margin around masks of the "no border" split, as a fraction of the shorter side.
 NO_BORDER_MARGIN = 1 / 64
-#: Factor applied to stroke size after a stroke overshoots the bucket.
+#: Width of the window a bucketed mask's ratio must land in around its target, as a fraction
+#: of the bucket's width: narrow enough to follow the target, wide enough to be quick.
+TARGET_WINDOW = 0.1
+#: Factor applied to stroke size after a stroke overshoots the target window.
 OVERSHOOT_SHRINK = 0.5
 #: Below this size factor a stroke barely adds pixels: start the mask over instead.
 MIN_SIZE_FACTOR = 1 / 64
+#: The golden ratio's fractional part: multiples of it, mod 1, fill [0, 1) evenly.
+GOLDEN = (math.sqrt(5) - 1) / 2
+#: Tags the random stream of :func:`eval_mask`'s target offsets.
+_TARGET_STREAM = 13
 #: Bounds that keep :func:`bucketed_mask` finite.
 MAX_STROKES_PER_ATTEMPT = 2000
 MAX_ATTEMPTS = 20
@@ -299,37 +314,62 @@ def bucketed_mask(
     width: int,
     bucket: int,
     border: bool,
+    target: float | None = None,
 ) -> np.ndarray:
-    """An H×W uint8 mask whose hole ratio lies in ``BUCKETS[bucket]`` (low, high].
+    """An H×W uint8 mask whose hole ratio lies in ``BUCKETS[bucket]`` (low, high], close to
+    ``target`` (default: drawn uniformly in the bucket; see :func:`steered_mask`).
 
     With ``border=True`` a hole touches the image border (the first stroke starts on it);
     with ``border=False`` holes keep a margin of ``NO_BORDER_MARGIN`` of the shorter side.
-    Strokes of ``generator`` are added one at a time until the ratio passes ``low``; a stroke
-    that overshoots ``high`` is erased and retried smaller. The loop is bounded
-    (``MAX_ATTEMPTS`` × ``MAX_STROKES_PER_ATTEMPT``) and raises :class:`MaskGenerationError`.
     """
     if not 0 <= bucket < NUM_BUCKETS:
         raise ValueError(f"bucket must be in 0..{NUM_BUCKETS - 1}, got {bucket}")
-    low, high = BUCKETS[bucket]
-    margin = 0 if border else max(1, round(min(height, width) * NO_BORDER_MARGIN))
+    return steered_mask(generator, rng, height, width, *BUCKETS[bucket], border, target)
+
+
+def steered_mask(
+    generator: StrokeMaskGenerator,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    low: float,
+    high: float,
+    border: bool | None = None,
+    target: float | None = None,
+) -> np.ndarray:
+    """An H×W uint8 mask of ``generator``'s strokes whose hole ratio lies in (low, high].
+
+    The mask aims at ``target`` (default: drawn uniformly in (low, high]) and lands within
+    ``TARGET_WINDOW`` of the range's width around it (clipped to the range), so ratios spread
+    over the whole range instead of piling up at its lower edge. Strokes are added one at a
+    time until the ratio passes the window's lower end; a stroke that overshoots its upper
+    end is erased and retried smaller. ``border`` True/False: a hole must / must not touch
+    the image border (see :func:`bucketed_mask`); None: either. The loop is bounded
+    (``MAX_ATTEMPTS`` × ``MAX_STROKES_PER_ATTEMPT``) and raises :class:`MaskGenerationError`.
+    """
+    if target is None:
+        target = high - rng.random() * (high - low)  # uniform in (low, high]
+    half_window = TARGET_WINDOW * (high - low) / 2
+    floor, ceiling = max(low, target - half_window), min(high, target + half_window)
+    margin = 0 if border is not False else max(1, round(min(height, width) * NO_BORDER_MARGIN))
     for _ in range(MAX_ATTEMPTS):
         mask = np.full((height, width), VALID, np.uint8)
         # Strokes drawn into this view cannot reach the margin: OpenCV clips to the view.
         canvas = mask[margin : height - margin, margin : width - margin]
-        ratio, size_factor, on_border, stalled = 0.0, 1.0, border, 0
+        ratio, size_factor, on_border, stalled = 0.0, 1.0, bool(border), 0
         for _ in range(MAX_STROKES_PER_ATTEMPT):
-            if ratio > low or size_factor < MIN_SIZE_FACTOR or stalled > MAX_STALLED_STROKES:
+            if ratio > floor or size_factor < MIN_SIZE_FACTOR or stalled > MAX_STALLED_STROKES:
                 break
             before = canvas.copy()
             generator.draw_strokes(canvas, rng, 1, size_factor, start_on_border=on_border)
             new_ratio = hole_ratio(mask)
-            if new_ratio > high:
+            if new_ratio > ceiling:
                 canvas[...] = before
                 size_factor *= OVERSHOOT_SHRINK
             else:
                 stalled = stalled + 1 if new_ratio == ratio else 0
                 ratio, on_border = new_ratio, False
-        if low < ratio <= high and touches_border(mask) == border:
+        if floor < ratio <= ceiling and border in (None, touches_border(mask)):
             return mask
     raise MaskGenerationError(
         f"no mask with hole ratio in ({low}, {high}] and border={border} at {height}x{width} "
@@ -345,10 +385,28 @@ def eval_mask(
     Depends on ``(seed, index)`` only, so it is identical in every run, rank and worker.
     Index ``i`` has bucket ``i % NUM_BUCKETS`` and border ``(i // NUM_BUCKETS) % 2 == 1``, so
     any ``NUM_BUCKETS * NUM_BORDER_SPLITS * n`` consecutive indices cover every bucket and
-    both splits ``n`` times.
+    both splits ``n`` times. The k-th mask of a (bucket, border) cell aims at the hole ratio
+    at fraction ``(offset + k * GOLDEN) mod 1`` of its bucket, ``offset`` uniform per seed
+    and cell: uniform like a random draw, but spread evenly over the bucket for any ``n``
+    (a few dozen random draws per bucket leave visible clumps).
     """
     bucket = index % NUM_BUCKETS
     border = (index // NUM_BUCKETS) % NUM_BORDER_SPLITS == 1
+    cells = NUM_BUCKETS * NUM_BORDER_SPLITS
+    offset = np.random.default_rng([seed, _TARGET_STREAM, index % cells]).random()
+    low, high = BUCKETS[bucket]
+    target = high - (offset + (index // cells) * GOLDEN) % 1.0 * (high - low)
     rng = np.random.default_rng([seed, index])
-    mask = bucketed_mask(make_mask_generator(preset), rng, height, width, bucket, border)
+    mask = bucketed_mask(make_mask_generator(preset), rng, height, width, bucket, border, target)
     return mask, bucket, border
+
+
+class GeneratedEvalMasks:
+    """``masks(index) -> (mask, bucket, border)``: :func:`eval_mask` of a seed, size and
+    preset, as an object DataLoader workers can pickle."""
+
+    def __init__(self, seed: int, size: int, preset: str = "paper") -> None:
+        self.seed, self.size, self.preset = seed, size, preset
+
+    def __call__(self, index: int) -> tuple[np.ndarray, int, bool]:
+        return eval_mask(self.seed, index, self.size, self.size, self.preset)

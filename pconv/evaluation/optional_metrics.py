@@ -58,7 +58,7 @@ def lpips_weights_note() -> str | None:
 def fid_weights_note() -> str | None:
     """None when FID can run offline, else a note saying what is missing."""
     if importlib.util.find_spec("torch_fidelity") is None:
-        return "FID skipped: it needs the torch-fidelity package (pip install torch-fidelity)"
+        return "FID skipped: it needs the torch-fidelity package (pip install 'pconv[eval]')"
     if not _cached(FID_WEIGHTS_FILE):
         return (
             f"FID skipped: the Inception weights ({FID_WEIGHTS_FILE}) are not in "

@@ -1,6 +1,8 @@
 """Pictures of an evaluation, drawn with Pillow (no plotting library needed).
 
 - :func:`line_charts`: side-by-side panels of metric vs hole ratio, one line per method.
+- :func:`bar_charts`: side-by-side panels of grouped bars, one group per category (e.g. a
+  LaMa mask preset), one bar per method: for rows that are not points on an axis.
 - :func:`image_grid`: labelled rows × columns of images (examples, mask contact sheets).
 """
 
@@ -116,14 +118,15 @@ def _draw_panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], panel: Panel
             draw.ellipse([px - r, py - r, px + r, py + r], fill=colour)
 
 
-def line_charts(panels: Sequence[Panel]) -> Image.Image:
-    """The panels side by side with one legend of the methods (those of the first panel)."""
+def _sheet(panels: Sequence, draw_panel) -> Image.Image:
+    """The panels side by side, drawn by ``draw_panel(draw, origin, panel)``, with one legend
+    of the series (those of the first panel)."""
     names = list(panels[0].series) if panels else []
     width = PANEL_SIZE[0] * max(1, len(panels))
     image = Image.new("RGB", (width, PANEL_SIZE[1] + LEGEND_ROW * (len(names) + 1)), BACKGROUND)
     draw = ImageDraw.Draw(image)
     for i, panel in enumerate(panels):
-        _draw_panel(draw, (i * PANEL_SIZE[0], 0), panel)
+        draw_panel(draw, (i * PANEL_SIZE[0], 0), panel)
     font = _font()
     for i, (name, colour) in enumerate(zip(names, PALETTE, strict=False)):
         y = PANEL_SIZE[1] + LEGEND_ROW * i + LEGEND_ROW // 2
@@ -131,6 +134,61 @@ def line_charts(panels: Sequence[Panel]) -> Image.Image:
         draw.line([(x, y), (x + 30, y)], fill=colour, width=LINE_WIDTH + 1)
         draw.text((x + 40, y), name, fill=INK, font=font, anchor="lm")
     return image
+
+
+def line_charts(panels: Sequence[Panel]) -> Image.Image:
+    """The panels side by side with one legend of the methods (those of the first panel)."""
+    return _sheet(panels, _draw_panel)
+
+
+@dataclass
+class BarPanel:
+    """Grouped bars: ``series`` maps a method name to one value per category (NaN: no bar);
+    a category label may hold a second line after a newline."""
+
+    title: str
+    categories: Sequence[str]
+    series: dict[str, Sequence[float]] = field(default_factory=dict)
+
+
+#: Fraction of a category's slot that its bars fill.
+BAR_GROUP_FILL = 0.8
+
+
+def _draw_bars(draw: ImageDraw.ImageDraw, origin: tuple[int, int], panel: BarPanel) -> None:
+    font = _font()
+    left, top = origin[0] + MARGINS[0], origin[1] + MARGINS[1]
+    right = origin[0] + PANEL_SIZE[0] - MARGINS[2]
+    bottom = origin[1] + PANEL_SIZE[1] - MARGINS[3]
+    values = [v for vs in panel.series.values() for v in vs if math.isfinite(v)] or [0.0]
+    # Bars start at zero: their lengths are the values.
+    y_ticks = nice_ticks(min(0.0, *values), max(0.0, *values))
+
+    def to_y(value: float) -> float:
+        return bottom - (value - y_ticks[0]) / (y_ticks[-1] - y_ticks[0]) * (bottom - top)
+
+    for y in y_ticks:
+        draw.line([(left, to_y(y)), (right, to_y(y))], fill=GRID_INK)
+        draw.text((left - 6, to_y(y)), _tick_text(y), fill=INK, font=font, anchor="rm")
+    draw.rectangle([left, top, right, bottom], outline=INK)
+    draw.text(((left + right) / 2, origin[1] + 8), panel.title, fill=INK, font=font, anchor="mt")
+    slot = (right - left) / max(1, len(panel.categories))
+    bar = slot * BAR_GROUP_FILL / max(1, len(panel.series))
+    for c, category in enumerate(panel.categories):
+        x0 = left + c * slot + slot * (1 - BAR_GROUP_FILL) / 2
+        for s, (colour, values) in enumerate(zip(PALETTE, panel.series.values(), strict=False)):
+            if math.isfinite(values[c]):
+                box = [x0 + s * bar, min(to_y(values[c]), to_y(0.0))]
+                box += [x0 + (s + 1) * bar - 1, max(to_y(values[c]), to_y(0.0))]
+                draw.rectangle(box, fill=colour)
+        for line, text in enumerate(category.split("\n")):
+            centre = left + (c + 0.5) * slot
+            draw.text((centre, bottom + 4 + line * 16), text, fill=INK, font=font, anchor="mt")
+
+
+def bar_charts(panels: Sequence[BarPanel]) -> Image.Image:
+    """The bar panels side by side with one legend of the methods."""
+    return _sheet(panels, _draw_bars)
 
 
 def image_grid(

@@ -10,10 +10,24 @@ image on the composite (valid pixels from the input, holes from the method, clam
 - PSNR (dB): per image with data range 1, then the mean (not the PSNR of the pooled MSE);
 - SSIM: gaussian window 11, sigma 1.5, data range 1, K1 0.01, K2 0.03 (Wang et al.).
 
-Outputs in ``-o OUTDIR``: ``report.csv`` and ``report.json`` (one entry per method × row and
-"all"), ``metrics_vs_hole_ratio.png`` (one line per method) and ``examples.png`` (the first
-item of each row, filled by every method); the tables are printed, and logged to W&B with
-``--wandb``.
+Masks: the paper track's generated masks, or ``--masks DIR`` (e.g. NVIDIA's 12,000 test
+masks, as in the paper's Table 1), bucketed by measured hole ratio and border contact at
+``--size``; files outside every bucket get their own row, and "all" is the sum of the rows.
+On the paper track the paper's own PConv figures are shown beside the run as a labelled
+reference, saying where the run's setup differs from the paper's.
+
+Outputs in ``-o OUTDIR`` (existing ones are kept unless ``--overwrite``): ``report.csv`` and
+``report.json`` (one entry per method × row and "all", plus the paper reference),
+``metrics_vs_hole_ratio.png`` (paper track: one line per method) or ``metrics_by_preset.png``
+(LaMa track: grouped bars) and ``examples.png`` (the first item of each row, filled by every
+method); the tables are printed, and logged to W&B with ``--wandb`` (offline, under
+``OUTDIR``, when not logged in).
+
+Python entry point (stable): ``report, examples = evaluate(methods, source, track, size,
+per_row)`` with ``methods`` a dict of name → ``method(image, mask) -> output`` (e.g.
+:func:`network_method` and :func:`pconv.evaluation.baselines.baseline_method`), ``source``
+an image source, ``track`` from :func:`pconv.evaluation.tracks.get_track`; then
+``report.tables()`` (rich tables), ``report.rows`` and :func:`write_outputs`.
 """
 
 from __future__ import annotations
@@ -23,7 +37,9 @@ import csv
 import io
 import json
 import math
+import os
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,19 +47,36 @@ import cv2
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, track
 from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
-from pconv.data.datasets import make_sample
-from pconv.data.images import DataSourceError, ImageSource, SkippingReader, open_image_source
+from pconv.data.buckets import BUCKETS, bucket_label
+from pconv.data.datasets import make_sample, spread_index
+from pconv.data.images import (
+    DataSourceError,
+    ImageSource,
+    SkippingReader,
+    UnreadableImageError,
+    open_image_source,
+)
+from pconv.data.nvidia_masks import HOLE_VALUES, FileEvalMasks
 from pconv.data.transforms import eval_transform
 from pconv.evaluation import optional_metrics
 from pconv.evaluation.baselines import BASELINES, Method, baseline_method
-from pconv.evaluation.plots import Panel, image_grid, line_charts, png_bytes
-from pconv.evaluation.tracks import TRACK_NAMES, Track, get_track
+from pconv.evaluation.plots import BarPanel, Panel, bar_charts, image_grid, line_charts, png_bytes
+from pconv.evaluation.tracks import (
+    NVIDIA_TEST_MASKS,
+    OUTSIDE_ROW,
+    PAPER_SIZE,
+    PAPER_TABLE1,
+    TRACK_NAMES,
+    Track,
+    get_track,
+)
 from pconv.inference import Inpainter, atomic_write
 from pconv.metrics import PERCENT, composite, per_image_scores
+from pconv.nn.unet import PConvUNet
 from pconv.weights import CheckpointError, load_network
 
 PROG = "pconv evaluate"
@@ -76,6 +109,26 @@ DEFINITIONS = {
 }
 NETWORK_NAME = "pconv"
 ALL_ROWS = "all"
+#: Method name of the paper's figures in report.csv.
+REFERENCE_NAME = "paper (reference)"
+#: The paper's setup, as the reference's label states it.
+PAPER_SETUP = "PConv, Liu et al. 2018, Table 1: Places2 val, 512 px, NVIDIA test masks"
+#: Output files of an evaluation, by key; the chart's name depends on the track.
+CHART_FILES = {"paper": "metrics_vs_hole_ratio.png", "lama": "metrics_by_preset.png"}
+#: Rough peak memory of evaluating one image, bytes per pixel: the image, mask, each method's
+#: output, composite and score maps (float32), and, per unit of the network's width, its
+#: activations and convolution workspace. An estimate to refuse impossible sizes early.
+IMAGE_BYTES_PER_PIXEL = 4 * 100
+NET_BYTES_PER_PIXEL = 4 * 600
+#: Metrics the paper's Table 1 reports (and the reference shows).
+PAPER_METRICS = ("l1", "psnr", "ssim")
+
+
+def _bucket_centres() -> dict[str, float]:
+    """Bucket label -> the bucket's centre ratio, where the paper's figures are plotted."""
+    return {bucket_label(b): (low + high) / 2 for b, (low, high) in enumerate(BUCKETS)}
+
+
 DEFAULT_BASELINES = ",".join(BASELINES)
 DEFAULT_SIZE = 512
 DEFAULT_PER_ROW = 10
@@ -89,9 +142,10 @@ _UINT8_MAX = 255.0
 
 
 class EvalItems(Dataset):
-    """Item ``index``: image ``index % len(source)``, resized and centre-cropped to
-    ``size``, with the track's fixed mask ``index``; a sample dict
-    (:func:`pconv.data.datasets.make_sample`) plus ``row`` and ``index``."""
+    """Item ``index``: an image spread evenly over the source
+    (:func:`pconv.data.datasets.spread_index`), resized and centre-cropped to ``size``, with
+    the track's fixed mask ``index``; a sample dict (:func:`pconv.data.datasets.make_sample`)
+    plus ``row`` and ``index``."""
 
     def __init__(
         self, source: ImageSource, track: Track, size: int, per_row: int, seed: int
@@ -105,7 +159,8 @@ class EvalItems(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = self.transform(image=self.reader(index))["image"]
+        position = spread_index(index, self.length, len(self.reader))
+        image = self.transform(image=self.reader(position))["image"]
         mask, row = self.track.mask(self.seed, index, self.size)
         return {
             **make_sample(image, mask),
@@ -117,8 +172,10 @@ class EvalItems(Dataset):
 @dataclass
 class Report:
     """An evaluation's results. ``rows`` holds one dict per method × row and per method for
-    all rows (``row == "all"``): ``method, row, group, split, count, hole_ratio`` (mean) and
-    one value per metric key of :data:`COLUMNS` that was computed (ℓ1 in percent)."""
+    all rows (``row == "all"``, the sum of the rows): ``method, row, group, split, count,
+    hole_ratio`` (mean) and one value per metric key of :data:`COLUMNS` that was computed
+    (ℓ1 in percent). ``reference`` (paper track): ``{"label": ..., "rows": [{"group",
+    "l1", "psnr", "ssim"}, ...]}``, the paper's figures and how this run's setup differs."""
 
     config: dict
     metrics: list[str]
@@ -127,6 +184,7 @@ class Report:
     rows: list[dict] = field(default_factory=list)
     fid: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    reference: dict | None = None
 
     def value(self, method: str, row: str, metric: str) -> float:
         """The value of ``metric`` for ``method`` in row ``row`` (a row key or "all")."""
@@ -135,11 +193,23 @@ class Report:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=True)
 
+    def reference_value(self, group: str, metric: str) -> float | None:
+        """The paper's value of ``metric`` for bucket ``group``, if it has one."""
+        rows = self.reference["rows"] if self.reference else []
+        return next((r[metric] for r in rows if r["group"] == group), None)
+
     def to_csv(self) -> str:
+        """The rows, then the paper's reference rows (method "paper (reference)", row = the
+        bucket, both border splits, no count)."""
+        reference = [
+            {"method": REFERENCE_NAME, "row": r["group"], "group": r["group"], "split": "both"}
+            | {k: v for k, v in r.items() if k != "group"}
+            for r in (self.reference["rows"] if self.reference else [])
+        ]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(self.rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.rows)
+        writer.writerows(self.rows + reference)
         return buffer.getvalue()
 
     def tables(self) -> list[Table]:
@@ -152,8 +222,12 @@ class Report:
             column = COLUMNS[metric]
             table = Table(title=f"{column.title} on the composite ({self.config['track']} track)")
             headers = ("hole ratio", "split") if paper else ("masks",)
+            reference = self.reference and metric in PAPER_METRICS
             for header in (*headers, "images", *self.methods):
                 table.add_column(header, justify="right")
+            if reference:
+                table.add_column("paper*", justify="right", style="dim")
+                table.caption = f"* {self.reference['label']}"
             for key in keys:
                 values = [self.value(m, key, metric) for m in self.methods]
                 finite = [v for v in values if math.isfinite(v)]
@@ -170,33 +244,74 @@ class Report:
                 labels = (row["group"], row["split"]) if paper else (row["group"],)
                 if key == ALL_ROWS:
                     labels = (ALL_ROWS, "")[: len(labels)]
+                if reference:
+                    value = self.reference_value(row["group"], metric)
+                    cells.append("" if value is None else f"{value:.{column.digits}f}")
                 table.add_row(*labels, str(row["count"]), *cells)
             tables.append(table)
         return tables
 
+    def _group_means(self, method: str, metric: str) -> dict[str, tuple[float, float]]:
+        """Per group (hole-ratio bucket over both border splits, or LaMa preset) with items:
+        (mean hole ratio, mean ``metric``). The outside-buckets row is no point on the
+        hole-ratio axis and is left out."""
+        cells = [
+            r
+            for r in self.rows
+            if r["method"] == method and r["row"] not in (ALL_ROWS, OUTSIDE_ROW.key)
+        ]
+        means = {}
+        for group in dict.fromkeys(r["group"] for r in cells):
+            part = [r for r in cells if r["group"] == group]
+            count = sum(r["count"] for r in part)
+            if count:
+                means[group] = tuple(
+                    sum(r[k] * r["count"] for r in part if r["count"]) / count
+                    for k in ("hole_ratio", metric)
+                )
+        return means
+
     def chart(self) -> list[Panel]:
-        """One panel per metric: its mean per group (hole-ratio bucket, both border splits, or
-        LaMa preset) against the group's mean hole ratio, one series per method."""
-        cells = [r for r in self.rows if r["row"] != ALL_ROWS and r["count"]]
-        groups = list(dict.fromkeys(r["group"] for r in cells))
+        """Paper track: one panel per metric, its mean per hole-ratio bucket against the
+        bucket's mean hole ratio, one series per method, plus the paper's reference figures
+        (at the bucket centres)."""
         panels = []
         for metric in self.metrics:
             panel = Panel(COLUMNS[metric].chart_title, "hole ratio")
             for method in self.methods:
-                points = []
-                for group in groups:
-                    part = [r for r in cells if r["method"] == method and r["group"] == group]
-                    count = sum(r["count"] for r in part)
-                    points.append(
-                        tuple(
-                            sum(r[k] * r["count"] for r in part) / count
-                            for k in ("hole_ratio", metric)
-                        )
-                    )
-                points.sort()
+                points = sorted(self._group_means(method, metric).values())
                 panel.series[method] = ([x for x, _ in points], [y for _, y in points])
+            values = [(g, self.reference_value(g, metric)) for g in _bucket_centres()]
+            values = [(_bucket_centres()[g], v) for g, v in values if v is not None]
+            if values:
+                name = self.reference["label"]  # says where this run's setup differs
+                panel.series[name] = ([x for x, _ in values], [y for _, y in values])
             panels.append(panel)
         return panels
+
+    def bars(self) -> list[BarPanel]:
+        """LaMa track: one panel per metric, a group of bars per preset (labelled with its
+        measured mean hole ratio), one bar per method."""
+        groups = [r["group"] for r in self.rows if r["method"] == self.methods[0]]
+        groups = [g for g in groups if g != ALL_ROWS]
+        ratios = self._group_means(self.methods[0], self.metrics[0])
+        categories = [
+            f"{g}\nratio {ratios[g][0]:.2f}" if g in ratios else f"{g}\nno items" for g in groups
+        ]
+        panels = []
+        for metric in self.metrics:
+            panel = BarPanel(COLUMNS[metric].chart_title, categories)
+            for method in self.methods:
+                means = self._group_means(method, metric)
+                panel.series[method] = [means[g][1] if g in means else math.nan for g in groups]
+            panels.append(panel)
+        return panels
+
+    def picture(self):
+        """The chart of this report's track: lines against hole ratio, or grouped bars."""
+        if self.config["track"] == "paper":
+            return line_charts(self.chart())
+        return bar_charts(self.bars())
 
 
 class _Sums:
@@ -226,6 +341,34 @@ def _thumbnail(image: torch.Tensor) -> np.ndarray:
     return cv2.resize(array, (EXAMPLE_SIDE, EXAMPLE_SIDE), interpolation=cv2.INTER_AREA)
 
 
+def paper_reference(track: Track, size: int, images: str | None) -> dict:
+    """The paper's figures (:data:`pconv.evaluation.tracks.PAPER_TABLE1`) with a label that
+    says where this run differs from the paper's setup: images (assumed to be Places2 when
+    their name says so), size and masks (NVIDIA's set has 12,000 files)."""
+    differences = []
+    if not images or "places" not in images.lower():
+        differences.append(f"images {images or '(not named)'}")
+    if size != PAPER_SIZE:
+        differences.append(f"{size} px")
+    if track.file_masks is None:
+        differences.append("generated masks")
+    else:
+        files = sum(track.file_masks.counts) + len(track.file_masks.skipped)
+        if files != NVIDIA_TEST_MASKS:
+            differences.append(f"{files} mask files, not NVIDIA's {NVIDIA_TEST_MASKS:,}")
+    setup = f"this run differs: {', '.join(differences)}" if differences else "same setup"
+    return {
+        "label": f"paper: {PAPER_SETUP} ({setup})",
+        "rows": [{"group": group} | values for group, values in PAPER_TABLE1.items()],
+    }
+
+
+def network_method(net: PConvUNet, device: torch.device | str) -> Method:
+    """The network as an evaluation method: ``method(image, mask) -> output`` on the CPU."""
+    inpainter = Inpainter(net, torch.device(device))
+    return lambda image, mask: inpainter.predict(image, mask).cpu()
+
+
 def evaluate(
     methods: dict[str, Method],
     source: ImageSource,
@@ -237,13 +380,16 @@ def evaluate(
     workers: int = 0,
     optional: tuple[str, ...] = (),
     device: torch.device | str = "cpu",
-    progress: bool = True,
+    progress: bool | None = None,
+    images: str | None = None,
 ) -> tuple[Report, dict[int, list[np.ndarray]]]:
     """Score every method on the track's fixed items.
 
     ``optional`` names metrics of :mod:`pconv.evaluation.optional_metrics` to add when their
-    weights are available (a note otherwise). Returns the report and, per row index, the
-    example pictures of its first item: masked input, each method's composite, ground truth.
+    weights are available (a note otherwise). ``progress``: show a bar (None: when stderr is
+    a terminal). ``images`` names the images in the config and the paper reference's label.
+    Returns the report and, per row index, the example pictures of its first item: masked
+    input, each method's composite, ground truth.
     """
     device = torch.device(device)
     items = EvalItems(source, track, size, per_row, seed)
@@ -263,7 +409,9 @@ def evaluate(
     sums = _Sums(list(methods), metrics, len(track.rows))
     examples: dict[int, list[np.ndarray]] = {}
     loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
-    with Progress(disable=not progress, transient=True) as bar:
+    console = Console(stderr=True)
+    show = console.is_terminal if progress is None else progress
+    with Progress(console=console, disable=not show, transient=True) as bar:
         task = bar.add_task(f"evaluating {', '.join(methods)}", total=len(items))
         for batch in loader:
             image, mask, rows = batch["image"], batch["mask"], batch["row"].numpy()
@@ -292,11 +440,18 @@ def evaluate(
                 examples[int(rows[i])].append(_thumbnail(image[i]))
             bar.advance(task, len(rows))
 
+    config = {"track": track.name, "size": size, "per_row": per_row, "seed": seed}
+    if track.file_masks is not None:
+        config |= {
+            "masks": str(track.file_masks.root),
+            "mask_hole_value": track.file_masks.hole_value,
+        }
     report = Report(
-        config={"track": track.name, "size": size, "per_row": per_row, "seed": seed},
+        config=config | {"images": images},
         metrics=metrics,
         methods=list(methods),
         notes=[n for n in notes if n],
+        reference=paper_reference(track, size, images) if track.name == "paper" else None,
     )
     for name in methods:
         for index, row in enumerate(track.rows):
@@ -313,32 +468,55 @@ def evaluate(
     return report, examples
 
 
+def output_files(track_name: str, out_dir: Path) -> dict[str, Path]:
+    """The files an evaluation on ``track_name`` writes into ``out_dir``, by key."""
+    names = {"csv": "report.csv", "json": "report.json", "plot": CHART_FILES[track_name]}
+    return {key: out_dir / name for key, name in (names | {"examples": "examples.png"}).items()}
+
+
 def write_outputs(
     report: Report, examples: dict[int, list[np.ndarray]], track: Track, out_dir: Path
 ) -> dict[str, Path]:
-    """Write report.csv, report.json, metrics_vs_hole_ratio.png and examples.png."""
+    """Write report.csv, report.json, the chart and examples.png (atomically, replacing
+    files of the same name: check with :func:`check_outputs` first)."""
     row_labels = [track.rows[r].key for r in sorted(examples)]
     grid = image_grid(
         [examples[r] for r in sorted(examples)],
         ["input", *report.methods, "ground truth"],
         row_labels,
     )
-    files = {
-        "csv": (out_dir / "report.csv", report.to_csv().encode()),
-        "json": (out_dir / "report.json", report.to_json().encode()),
-        "plot": (out_dir / "metrics_vs_hole_ratio.png", png_bytes(line_charts(report.chart()))),
-        "examples": (out_dir / "examples.png", png_bytes(grid)),
+    paths = output_files(track.name, out_dir)
+    data = {
+        "csv": report.to_csv().encode(),
+        "json": report.to_json().encode(),
+        "plot": png_bytes(report.picture()),
+        "examples": png_bytes(grid),
     }
-    return {name: atomic_write(path, data) for name, (path, data) in files.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {key: atomic_write(paths[key], data[key]) for key in paths}
 
 
-def log_to_wandb(report: Report, files: dict[str, Path], project: str) -> str | None:
-    """Log the report to a W&B run (mode from the environment, e.g. ``WANDB_MODE=offline``);
-    returns a note when logging failed, which never stops the evaluation."""
+def log_to_wandb(
+    report: Report, files: dict[str, Path], project: str, out_dir: Path | None = None
+) -> str | None:
+    """Log the report to a W&B run, its files under ``out_dir`` (default: W&B's own choice).
+
+    With no ``WANDB_MODE`` set, a machine that is not logged in (or cannot reach the server)
+    logs offline without a prompt, as ``pconv fit`` does. Returns a note (where an offline
+    run is, or why logging failed); logging never stops the evaluation."""
     try:
         import wandb
 
-        run = wandb.init(project=project, job_type="evaluation", config=report.config)
+        # Imported here: the trainer CLI (Lightning) is only needed for W&B.
+        from pconv.trainer_cli import configure_wandb_mode
+
+        configure_wandb_mode()
+        run = wandb.init(
+            project=project,
+            job_type="evaluation",
+            config=report.config,
+            dir=str(out_dir) if out_dir is not None else None,
+        )
         columns = list(report.rows[0])
         run.log(
             {
@@ -358,9 +536,13 @@ def log_to_wandb(report: Report, files: dict[str, Path], project: str) -> str | 
             }
             | {f"evaluation/{method}/fid": value for method, value in report.fid.items()}
         )
+        offline, run_dir = getattr(run, "offline", False), run.dir
         run.finish()
     except Exception as error:  # W&B raises many types (usage, network, auth): report any
         return f"W&B logging failed ({type(error).__name__}: {error}); the files are written"
+    if offline:
+        run_dir = Path(run_dir).parent  # the run's folder, not its files/ sub-folder
+        return f"W&B run saved offline in {run_dir}; upload it with: wandb sync {run_dir}"
     return None
 
 
@@ -374,17 +556,66 @@ def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ..
 
 
 def open_images(spec: str) -> ImageSource:
-    """``samples``, a folder of images (searched recursively) or a text file of paths."""
+    """``samples``, a folder of images (searched recursively) or a text file of paths, with
+    at least one readable image (checked by reading the first ones)."""
     if spec == "samples":
         return open_image_source("samples")
     path = Path(spec)
     if path.is_file():
-        return open_image_source("filelist", spec)
-    if path.is_dir():
-        return open_image_source("folder", spec)
-    raise DataSourceError(
-        f"--images {spec} is neither 'samples', a folder of images nor a file list"
-    )
+        source = open_image_source("filelist", spec)
+    elif path.is_dir():
+        source = open_image_source("folder", spec)
+    else:
+        raise DataSourceError(
+            f"--images {spec} is neither 'samples', a folder of images nor a file list"
+        )
+    with warnings.catch_warnings():  # one line below, not one warning per bad file
+        warnings.simplefilter("ignore")
+        try:
+            SkippingReader(source)(0)
+        except UnreadableImageError as error:
+            raise DataSourceError(
+                f"--images {spec}: no readable image among the first ones ({error}); "
+                "check the files"
+            ) from None
+    return source
+
+
+def check_outputs(out_dir: Path, track_name: str, overwrite: bool) -> None:
+    """Refuse, before any work, an ``-o`` that is a file or lies under one, and report files
+    of an earlier evaluation there unless ``overwrite``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"-o {out_dir} is a file; pass a folder for the report")
+    parent = next((p for p in out_dir.parents if p.exists()), None)
+    if not out_dir.exists() and parent is not None and not parent.is_dir():
+        raise ValueError(f"-o {out_dir} lies under {parent}, which is a file; pass a folder")
+    existing = [p.name for p in output_files(track_name, out_dir).values() if p.exists()]
+    if existing and not overwrite:
+        raise ValueError(
+            f"-o {out_dir} already holds {', '.join(existing)}; pass --overwrite to replace "
+            "them, or another -o"
+        )
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torch.device) -> None:
+    """Refuse a ``--size``/``--batch-size`` whose estimated peak memory exceeds the device's
+    total memory (see :data:`IMAGE_BYTES_PER_PIXEL`)."""
+    per_pixel = IMAGE_BYTES_PER_PIXEL + (NET_BYTES_PER_PIXEL * net.width_mult if net else 0)
+    needed = per_pixel * size * size * batch_size
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise ValueError(
+            f"--size {size} with --batch-size {batch_size} needs about {_gib(needed)} "
+            f"(estimated), more than the {_gib(available)} of {device.type} memory; "
+            "lower --size or --batch-size"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -393,12 +624,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--images", default="samples", help="'samples' (default), an image folder or file list"
     )
+    parser.add_argument(
+        "--masks",
+        type=Path,
+        help="folder of mask files for the paper track, e.g. NVIDIA's irregular test masks "
+        "(default: generated masks)",
+    )
+    parser.add_argument(
+        "--mask-hole-value",
+        type=int,
+        choices=HOLE_VALUES,
+        default=HOLE_VALUES[0],
+        help="value that means hole in --masks files (default 0: black = hole)",
+    )
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square crop side")
     parser.add_argument(
         "--per-bucket",
         type=int,
         default=DEFAULT_PER_ROW,
-        help="images per row: per bucket × border split (paper) or per preset (lama)",
+        help="images per row: per bucket × border split (paper; with --masks: at most) or "
+        "per preset (lama)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fixed masks")
     parser.add_argument("--track", choices=TRACK_NAMES, default="paper")
@@ -413,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="lpips,fid when their weights are cached; 'none' to skip",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace report files already in -o"
+    )
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="loader workers")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
@@ -421,18 +669,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    for flag, value, least in (
+        ("--size", args.size, 1),
+        ("--per-bucket", args.per_bucket, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--workers", args.workers, 0),
+    ):
+        if value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
+    err = Console(stderr=True)
 
     def fail(message: str) -> int:
         print(f"{PROG}: {message}", file=sys.stderr)
         return 2
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # Every input and output is checked here, before any work or any file is written.
     try:
-        if args.per_bucket < 1:
-            raise ValueError(f"--per-bucket must be at least 1, got {args.per_bucket}")
+        _check_numbers(args)
         baselines = _names(args.baselines, BASELINES, "baseline")
         optional = _names(args.optional_metrics, optional_metrics.OPTIONAL_METRICS, "metric")
         if args.ckpt is None and not baselines:
@@ -440,22 +700,49 @@ def main(argv: list[str] | None = None) -> int:
                 "nothing to evaluate: pass --ckpt PATH.ckpt (a checkpoint written by "
                 "`pconv fit`) and/or --baselines"
             )
+        if args.masks is not None and args.track != "paper":
+            raise ValueError("--masks works with --track paper (the paper's buckets)")
+        check_outputs(args.output, args.track, args.overwrite)
         methods: dict[str, Method] = {}
+        net = None
         if args.ckpt is not None:
+            if args.ckpt.is_dir():
+                raise ValueError(f"--ckpt {args.ckpt} is a folder; pass a checkpoint file")
             net = load_network(args.ckpt)
             net.check_size(args.size, args.size)
-            inpainter = Inpainter(net, device)
-            methods[NETWORK_NAME] = lambda image, mask: inpainter.predict(image, mask).cpu()
+            methods[NETWORK_NAME] = network_method(net, device)
+        check_memory(args.size, args.batch_size, net, device)
         methods.update({name: baseline_method(name) for name in baselines})
         source = open_images(args.images)
-        track = get_track(args.track)
+        file_masks = None
+        if args.masks is not None:
+            file_masks = FileEvalMasks(
+                args.masks,
+                args.size,
+                args.mask_hole_value,
+                args.per_bucket,
+                lambda results, total: track(
+                    results,
+                    total=total,
+                    description="reading masks",
+                    console=err,
+                    disable=not err.is_terminal,
+                    transient=True,
+                ),
+            )
+            console.print(file_masks.summary(), soft_wrap=True)
+            if file_masks.polarity_warning:
+                err.print(
+                    f"warning: {file_masks.polarity_warning} (--mask-hole-value)", soft_wrap=True
+                )
+        eval_track = get_track(args.track, file_masks)
     except (ValueError, CheckpointError, OSError) as error:  # DataSourceError is a ValueError
         return fail(str(error))
 
     report, examples = evaluate(
         methods,
         source,
-        track,
+        eval_track,
         args.size,
         args.per_bucket,
         args.seed,
@@ -463,14 +750,17 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         optional,
         device,
+        images=args.images,
     )
-    report.config |= {"images": args.images, "checkpoint": str(args.ckpt) if args.ckpt else None}
+    report.config |= {"checkpoint": str(args.ckpt) if args.ckpt else None}
     for table in report.tables():
         console.print(table)
     for method, value in report.fid.items():
         console.print(f"FID {method}: {value:.2f}")
-    files = write_outputs(report, examples, track, args.output)
-    wandb_note = log_to_wandb(report, files, args.wandb_project) if args.wandb else None
+    files = write_outputs(report, examples, eval_track, args.output)
+    wandb_note = None
+    if args.wandb:
+        wandb_note = log_to_wandb(report, files, args.wandb_project, args.output)
     for note in [*report.notes, wandb_note] if wandb_note else report.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {', '.join(str(p) for p in files.values())}")

@@ -1,4 +1,8 @@
+import logging
+from pathlib import Path
+
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import edge_has_hole, paper_bucket, write_rgb
@@ -130,3 +134,48 @@ def test_lightning_trainer_runs_on_the_datamodule(tmp_path):
     assert trainer.global_step == 2
     assert sorted(model.val_indices) == list(range(12))
     assert model.fill.abs().sum() > 0  # it trained on the hole pixels
+
+
+@pytest.fixture
+def twenty_classes(tmp_path):
+    """An ImageFolder val split of 20 classes × 5 tiny images, sorted by class."""
+    rng = np.random.default_rng(0)
+    for c in range(20):
+        for i in range(5):
+            image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            write_rgb(tmp_path / "val" / f"n{c:02d}" / f"{i}.png", image)
+    return tmp_path
+
+
+def classes_of(dataset) -> list[str]:
+    source = dataset.reader.source
+    return [Path(source.name(p)).parent.name for p in dataset.image_positions()]
+
+
+def test_eval_sets_touch_every_class_and_val_test_are_disjoint(twenty_classes, caplog):
+    dm = InpaintingDataModule(
+        source="imagefolder", root=str(twenty_classes), image_size=8, num_workers=0,
+        val_masks_per_bucket=2,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        dm.setup("validate")
+        dm.setup("test")
+    assert "share images" not in caplog.text
+    val, test = classes_of(dm.val_set), classes_of(dm.test_set)
+    assert len(val) == len(test) == 24
+    assert set(val) == set(test) == {f"n{c:02d}" for c in range(20)}
+    val_images = {dm.val_set.reader.source.name(p) for p in dm.val_set.image_positions()}
+    test_images = {dm.test_set.reader.source.name(p) for p in dm.test_set.image_positions()}
+    assert len(val_images) == len(test_images) == 24
+    assert not val_images & test_images
+
+
+def test_a_source_too_small_for_disjoint_sets_says_so(caplog):
+    dm = InpaintingDataModule(image_size=SIZE, num_workers=0, val_masks_per_bucket=1)
+    with caplog.at_level(logging.INFO):
+        dm.setup("test")
+    lines = [r.getMessage() for r in caplog.records if "share images" in r.getMessage()]
+    assert lines == [
+        "test and validation share images: split 'val' has 8 images, fewer than the 24 two "
+        "disjoint sets need; name another split with data.test_split"
+    ]

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from pconv.data.datasets import EvalDataset, TrainDataset
 from pconv.data.images import image_folder
 from pconv.data.mask_files import MaskFileSource
-from pconv.data.masks import make_mask_generator
+from pconv.data.masks import GeneratedEvalMasks, make_mask_generator
 from pconv.data.samples import sample_source
 from pconv.data.transforms import eval_transform, train_transform
 
@@ -23,7 +23,8 @@ def collect(dataset, sampler=None, num_workers=0, batch_size=4):
 
 
 def eval_set(length=24, seed=5):
-    return EvalDataset(sample_source(), eval_transform(SIZE), SIZE, length, seed, "paper")
+    masks = GeneratedEvalMasks(seed, SIZE, "paper")
+    return EvalDataset(sample_source(), eval_transform(SIZE), SIZE, length, masks)
 
 
 def test_two_ranks_with_workers_split_the_eval_set_disjointly_and_completely():

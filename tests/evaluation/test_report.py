@@ -8,17 +8,20 @@ import json
 import cv2
 import numpy as np
 import pytest
+from rich.console import Console
 from skimage.metrics import structural_similarity
 
 from pconv.data.masks import eval_mask
 from pconv.data.samples import SAMPLE_NAMES, sample_image
-from pconv.evaluation.report import evaluate, main
+from pconv.evaluation.plots import PANEL_SIZE
+from pconv.evaluation.report import Report, evaluate, main
 from pconv.evaluation.tracks import get_track
 
 SIZE = 64
 PER_ROW = 1
 PAPER_ROWS = 12
 METHODS = ["pconv", "telea", "ns", "mean"]
+LAMA = ["thin", "medium", "thick"]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +51,31 @@ def test_report_has_a_row_per_method_bucket_and_split(run):
             assert low < row["hole_ratio"] <= high
     with open(out / "report.csv") as file:
         lines = list(csv.DictReader(file))
-    assert len(lines) == len(METHODS) * (PAPER_ROWS + 1)
+    assert len(lines) == len(METHODS) * (PAPER_ROWS + 1) + 3  # + the paper's three buckets
     assert {"method", "row", "count", "l1", "psnr", "ssim", "hole_ratio"} <= set(lines[0])
+
+
+def test_paper_reference_is_shown_and_labelled_with_the_differences(run):
+    """The paper's verified PConv cells (Places2, 512, NVIDIA masks), in CSV, JSON and table."""
+    _, out, report = run
+    paper = {
+        "0.1-0.2": (1.09, 28.32, 0.870),
+        "0.2-0.3": (1.88, 25.25, 0.779),
+        "0.3-0.4": (2.84, 22.89, 0.689),
+    }
+    reference = report["reference"]
+    assert {r["group"]: (r["l1"], r["psnr"], r["ssim"]) for r in reference["rows"]} == paper
+    assert "Places2" in reference["label"] and "NVIDIA" in reference["label"]
+    assert "differs: images samples, 64 px, generated masks" in reference["label"]
+    with open(out / "report.csv") as file:
+        lines = [r for r in csv.DictReader(file) if r["method"] == "paper (reference)"]
+    assert [(r["row"], float(r["psnr"])) for r in lines] == [(g, v[1]) for g, v in paper.items()]
+    console = Console(record=True, width=200)
+    for table in Report(**report).tables():
+        console.print(table)
+    text = console.export_text()
+    assert "paper*" in text and "28.32" in text and "0.870" in text
+    assert "this run differs" in text
 
 
 def test_pictures_are_written(run):
@@ -128,6 +154,14 @@ def test_lama_track_rows_are_the_presets():
     assert [r["count"] for r in report.rows] == [2, 2, 2, 6]
     assert sorted(examples) == [0, 1, 2]
     assert all(len(pictures) == 3 for pictures in examples.values())  # input, mean, truth
+    # presets are categories: grouped bars labelled with their measured mean hole ratio
+    (panel, *_) = report.bars()
+    ratios = [r["hole_ratio"] for r in report.rows[:3]]
+    assert panel.categories == [
+        f"{name}\nratio {ratio:.2f}" for name, ratio in zip(LAMA, ratios, strict=True)
+    ]
+    assert report.reference is None
+    assert report.picture().size[0] == 3 * PANEL_SIZE[0]
 
 
 @pytest.mark.parametrize(
@@ -151,13 +185,18 @@ def test_size_not_fitting_the_network_exits_2(tiny_checkpoint, tmp_path, capsys)
     assert "multiples of 16" in capsys.readouterr().err
 
 
-def test_wandb_logging_works_offline(run, tmp_path, monkeypatch):
-    from pconv.evaluation.report import Report, log_to_wandb
+def test_wandb_goes_offline_without_login_and_writes_under_the_output(run, tmp_path, monkeypatch):
+    from pconv.evaluation.report import log_to_wandb
 
     _, out, report = run
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "out"
+    target.mkdir()
     files = {"plot": out / "metrics_vs_hole_ratio.png", "examples": out / "examples.png"}
-    fields = ("config", "metrics", "methods", "rows")
-    assert log_to_wandb(Report(**{k: report[k] for k in fields}), files, "pconv-test") is None
-    assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    note = log_to_wandb(Report(**report), files, "pconv-test", target)
+    assert note.startswith(f"W&B run saved offline in {target / 'wandb'}")
+    assert list(target.glob("wandb/offline-run-*/run-*.wandb"))
+    assert not (tmp_path / "wandb").exists()  # nothing in the current folder
