@@ -36,7 +36,7 @@ from pconv.data.images import UnreadableImageError, decode_image
 from pconv.data.samples import SAMPLE_NAMES, sample_image
 from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
-from pconv.metrics import per_image_scores
+from pconv.metrics import SSIM_KERNEL, per_image_scores
 from pconv.weights import CheckpointError
 
 # Gradio's usage analytics would call out to the network on every start (read when Gradio
@@ -232,7 +232,8 @@ def compare(inpainter: Inpainter | None, photo: Photo, mask: np.ndarray) -> Comp
         panels["pconv composite"] = np.where(valid[:, :, None], image, output)
     for panel, baseline in _BASELINE_OF.items():
         panels[panel] = np.where(valid[:, :, None], image, BASELINES[baseline](image, mask))
-    scores = _scores(panels, image) if photo.truth else None
+    # SSIM needs a full window somewhere in the image.
+    scores = _scores(panels, image) if photo.truth and min(mask.shape) > SSIM_KERNEL else None
     return Comparison(panels, scores, hole_ratio)
 
 
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             inpainter = load_inpainter(args.ckpt, args.device)
         except (CheckpointError, OSError) as error:
             return fail(str(error))
+        except (RuntimeError, AssertionError) as error:  # torch: unknown or absent device
+            reason = str(error).splitlines()[0]
+            return fail(f"cannot run the model on --device {args.device}: {reason}")
     page = build_page(App(inpainter, args.max_side, args.ckpt or ""))
     try:
         url = serve(page, args.host, args.port)
