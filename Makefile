@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e ".[dev,eval]" $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev,eval,app]" $(TORCH_PIN)
 	touch $(STAMP)
 
 test: install

@@ -18,6 +18,7 @@ TOOLS = {
     "masks": "pconv.evaluation.mask_export:main",
     "inpaint": "pconv.inference:main",
     "export": "pconv.export:main",
+    "app": "pconv.app:main",
 }
 
 
