@@ -30,7 +30,7 @@ from pconv.metrics import (
     table_rows,
 )
 from pconv.nn.unet import PConvUNet
-from pconv.weights import load_net_weights, read_checkpoint
+from pconv.weights import load_net_weights, net_config, read_checkpoint
 
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
@@ -50,12 +50,6 @@ class NonFiniteLossError(FloatingPointError):
 
 def _class_path(obj: object) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def net_config(net: PConvUNet) -> dict[str, Any]:
-    """``{class_path, init_args}`` that rebuild ``net``'s architecture."""
-    args = {"levels": net.levels, "width_mult": net.width_mult, "in_channels": net.in_channels}
-    return {"class_path": _class_path(net), "init_args": args}
 
 
 def loss_config(loss: InpaintingLoss) -> dict[str, Any]:
