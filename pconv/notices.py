@@ -25,13 +25,14 @@ WARNINGS = (
     (r".*ckpt_path=None\)` was called without a model", "resume search"),
     (r".*but there is no last checkpoint available", "resume search in a fresh run"),
 )
-#: Start of INFO lines Lightning logs that advertise a product.
-LOG_TIPS = ("💡 Tip:",)
+#: Start of INFO lines Lightning logs: a product tip, and a note that pconv's own model
+#: summary (without FLOPs) replaces Lightning's default one.
+LOG_LINES = ("💡 Tip:", "Trainer already configured with model summary callbacks")
 
 
-class _DropTips(logging.Filter):
+class _DropLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(LOG_TIPS)
+        return not str(record.msg).startswith(LOG_LINES)
 
 
 def quiet_library_notices() -> None:
@@ -39,5 +40,15 @@ def quiet_library_notices() -> None:
     and its ``wandb sync`` command itself; ``WANDB_SILENT=false`` brings W&B's lines back)."""
     for pattern, _why in WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLines())
     os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def quiet_wandb() -> None:
+    """Keep W&B silent from the start of ``wandb.init`` when ``WANDB_SILENT`` is set: its
+    settings check warns about Lightning passing ``anonymous=None`` before it reads
+    ``WANDB_SILENT`` itself."""
+    if os.environ.get("WANDB_SILENT", "").lower() in ("1", "true"):
+        import wandb
+
+        wandb.termsetup(wandb.Settings(silent=True), None)

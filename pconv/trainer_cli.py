@@ -43,7 +43,7 @@ from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.module import InpaintingModule, NonFiniteLossError
-from pconv.notices import quiet_library_notices
+from pconv.notices import quiet_library_notices, quiet_wandb
 from pconv.weights import CheckpointError
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
@@ -127,6 +127,7 @@ class PConvCLI(LightningCLI):
         logger = self.config[self.subcommand].trainer.logger
         if "WandbLogger" in str(logger):
             configure_wandb_mode()
+            quiet_wandb()
 
     def _report_wandb(self) -> None:
         for logger in self.trainer.loggers:

@@ -33,7 +33,7 @@ class ModelSummary(RichModelSummary):
         table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
         table.add_column(" ", style="dim")
         for name, _values in columns[1:]:
-            table.add_column(name, justify="left" if name in ("Name", "Type") else "right")
+            table.add_column(name, justify="right" if name == "Params" else "left")
         for row in zip(*(values for _name, values in columns), strict=True):
             table.add_row(*row)
         console = get_console()
