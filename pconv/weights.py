@@ -265,7 +265,7 @@ def download(url: str, target: str | os.PathLike, sha256_prefix: str | None = No
             url, str(target), hash_prefix=sha256_prefix, progress=sys.stderr.isatty()
         )
     except OSError as error:  # URLError, HTTPError, timeouts and DNS failures
-        raise WeightsUnavailableError(f"cannot download {url} ({error})") from None
+        raise WeightsUnavailableError(f"{url} cannot be downloaded ({error})") from None
     except RuntimeError as error:  # torch's "invalid hash value (expected ..., got ...)"
         raise CheckpointError(
             f"{url} does not have the expected SHA-256 ({error}); nothing was written"
@@ -305,6 +305,13 @@ def fetch_url(spec: str) -> Path:
 
 
 # ---------------------------------------------------------------------------- pretrained
+
+#: Names `pconv weights` knows and what they are; lpips and fid need the eval extra.
+PRETRAINED = {
+    "vgg16": "VGG-16 ImageNet weights",
+    "lpips": "LPIPS AlexNet weights",
+    "fid": "FID Inception weights",
+}
 
 
 def pretrained_urls() -> dict[str, str]:
@@ -350,8 +357,8 @@ def fetch_pretrained(
         return download(url, target, prefix)
     except WeightsUnavailableError as error:
         raise WeightsUnavailableError(
-            f"{error}; on a machine with internet access run `pconv weights {name}`, or copy "
-            f"{file_name} (from {url}) to {target}"
+            f"{PRETRAINED[name]} are not cached at {target}, and {error}; run `pconv weights "
+            f"{name}` where there is internet, or copy {file_name} (from {url}) to {target}"
         ) from None
 
 
@@ -431,9 +438,6 @@ def load_network(spec: str | os.PathLike, map_location: Any = "cpu") -> PConvUNe
 
 
 # ---------------------------------------------------------------------------- `pconv weights`
-
-#: Names `pconv weights` knows; lpips and fid need the eval extra (torch-fidelity).
-PRETRAINED = ("vgg16", "lpips", "fid")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
         path = fetch_pretrained("vgg16")
     except WeightsUnavailableError as error:
         raise WeightsUnavailableError(
-            f"VGG-16 ImageNet weights: {error}; or pass a local file as the VGG weights "
+            f"{error}; or pass a local file as the VGG weights "
             "(model.loss.vgg_weights=/path/vgg16.pth)"
         ) from None
     return torch.load(path, map_location="cpu", weights_only=True)
