@@ -105,14 +105,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return checkpoint
 
 
-def net_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+def _net_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's entries of a checkpoint's ``state_dict``, without their ``net.`` prefix."""
     state = checkpoint["state_dict"]
     return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-
-
-def load_net_weights(net: nn.Module, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    _load_state(net, net_state(checkpoint), path)
 
 
 def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path) -> None:
@@ -197,12 +193,8 @@ def save_safetensors(net: PConvUNet, path: str | os.PathLike) -> tuple[Path, Pat
     return path, config
 
 
-def load_safetensors(path: str | os.PathLike) -> PConvUNet:
-    """The network of a safetensors pair (no unpickling), in eval mode on the CPU."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path).expanduser()
+def _safetensors_architecture(path: Path) -> dict[str, Any]:
+    """The ``net`` record of a safetensors file's architecture JSON."""
     config = config_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
@@ -212,20 +204,22 @@ def load_safetensors(path: str | os.PathLike) -> PConvUNet:
             "`pconv export --format safetensors`)"
         )
     try:
-        record = json.loads(config.read_text())
-        spec = record["net"]
+        return json.loads(config.read_text())["net"]
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"architecture file {config} is not a pconv record ({type(error).__name__}: "
             f"{error}); re-export it with `pconv export --format safetensors`"
         ) from None
-    net = build_net(spec, config)
+
+
+def _safetensors_state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(path)
+        return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"weights file {path} is unreadable ({error})") from None
-    _load_state(net, state, path)
-    return net.eval()
 
 
 # ---------------------------------------------------------------------------- downloads
@@ -420,21 +414,34 @@ def resolve(spec: str | os.PathLike, bare_repo_ids: bool = False) -> Path:
     return path
 
 
+def _architecture_and_state(path: Path, map_location: Any) -> tuple[dict | None, dict]:
+    """(``net`` record or None, network state dict) of a local weights file."""
+    if path.suffix == ".safetensors":
+        return _safetensors_architecture(path), _safetensors_state(path)
+    checkpoint = read_checkpoint(path, map_location)
+    return checkpoint.get("hyper_parameters", {}).get("net"), _net_state(checkpoint)
+
+
 def load_network(spec: str | os.PathLike, map_location: Any = "cpu") -> PConvUNet:
     """The trained :class:`PConvUNet` of a weights spec (checkpoint, safetensors pair or
     folder, ``hf://`` repo or URL; see the module docstring), in eval mode, without loss or
     VGG, on the CPU (move it with ``.to(device)``; ``map_location`` only affects reading).
 
-    A checkpoint's architecture comes from its ``net`` hyper-parameter (the default
-    PConvUNet when it holds none), its weights from its ``net.*`` entries.
+    The architecture comes from the safetensors' JSON or the checkpoint's ``net``
+    hyper-parameter (the default PConvUNet when it holds none).
     """
     path = resolve(spec)
-    if path.suffix == ".safetensors":
-        return load_safetensors(path)
-    checkpoint = read_checkpoint(path, map_location)
-    net = build_net(checkpoint.get("hyper_parameters", {}).get("net"), path)
-    load_net_weights(net, checkpoint, path)
+    record, state = _architecture_and_state(path, map_location)
+    net = build_net(record, path)
+    _load_state(net, state, path)
     return net.eval()
+
+
+def load_weights_into(net: nn.Module, spec: str | os.PathLike) -> None:
+    """Copy the network weights of a weights spec into ``net`` (same architecture), e.g. to
+    start the fine-tuning phase from a shared model."""
+    path = resolve(spec)
+    _load_state(net, _architecture_and_state(path, "cpu")[1], path)
 
 
 # ---------------------------------------------------------------------------- `pconv weights`

@@ -15,7 +15,8 @@ import torch
 
 from pconv.export import main as export_main
 from pconv.hub import main as push_main
-from pconv.weights import CheckpointError, load_network
+from pconv.nn.unet import PConvUNet
+from pconv.weights import CheckpointError, load_network, load_weights_into
 from pconv.weights import main as weights_main
 
 
@@ -59,6 +60,12 @@ def test_safetensors_round_trip_gives_the_checkpoint_outputs(safetensors_pair, e
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     assert "encoder.0.conv.weight" in header
     assert torch.equal(outputs(load_network(safetensors_pair)), expected)
+    # model.init_from takes the pair too: its weights go into a configured network.
+    net = PConvUNet(levels=4, width_mult=0.125).eval()
+    load_weights_into(net, safetensors_pair)
+    assert torch.equal(outputs(net), expected)
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_weights_into(PConvUNet(levels=3, width_mult=0.125), safetensors_pair)
 
 
 @pytest.fixture
