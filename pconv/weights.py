@@ -75,6 +75,8 @@ def _torch_load_error(error: Exception) -> str:
         if "Unsupported global" in cause:
             return "it holds Python objects besides weights, which pconv never unpickles"
         return cause
+    if isinstance(error, EOFError) or "zip archive" in text:
+        return "not a complete PyTorch file: empty, truncated or corrupt"
     return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no detail'}"
 
 

@@ -29,6 +29,11 @@ def test_load_network_errors_name_the_path(tmp_path):
         load_network(junk)
     # torch's advice to set weights_only=False would let a stranger's file run code.
     assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
+    truncated = tmp_path / "truncated.ckpt"
+    torch.save({"state_dict": {"net.w": torch.zeros(8)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated.ckpt is unreadable .*or corrupt"):
+        load_network(truncated)
 
 
 def outputs(net: torch.nn.Module) -> torch.Tensor:
