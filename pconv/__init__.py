@@ -8,12 +8,17 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 
-# Heavy entry points load on first use, so `import pconv` (and the CLI's start) stays quick.
+# The public names load on first use, so `import pconv` (and the CLI's start) stays quick.
 _LAZY = {
+    "PartialConv2d": "pconv.nn.partial_conv",
+    "PConvUNet": "pconv.nn.unet",
+    "InpaintingLoss": "pconv.losses.inpainting",
     "InpaintingModule": "pconv.module",
     "InpaintingDataModule": "pconv.data.datamodule",
     "Inpainter": "pconv.inference",
 }
+
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name: str):
@@ -22,4 +27,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pconv' has no attribute {name!r}")
 
 
-__all__ = ["Inpainter", "InpaintingDataModule", "InpaintingModule", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(__all__)

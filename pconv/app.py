@@ -77,7 +77,7 @@ class AppError(ValueError):
 
 def load_inpainter(spec: str, device: str | None = None) -> Inpainter:
     """The model named by ``--ckpt`` (the one place the app loads weights)."""
-    return Inpainter.from_checkpoint(spec, device)
+    return Inpainter.from_pretrained(spec, device)
 
 
 @dataclass(frozen=True)

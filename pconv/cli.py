@@ -1,7 +1,8 @@
 """Command line: ``pconv`` and ``lightning``.
 
 ``pconv fit|validate|test|predict`` (and the ``lightning`` script) run our LightningCLI;
-the other sub-commands are tools, each in the module that owns its concept.
+the other sub-commands are tools, each in the module that owns its concept. This module
+imports neither torch nor Lightning, so ``pconv --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,33 @@ TOOLS = {
     "masks": "pconv.evaluation.mask_export:main",
     "inpaint": "pconv.inference:main",
     "export": "pconv.export:main",
+    "push": "pconv.hub:main",
+    "weights": "pconv.weights:main",
     "app": "pconv.app:main",
 }
+#: Every command with one line of help, in the order a user meets them.
+COMMANDS = {
+    "fit": "train a model (LightningCLI: --config configs/demo.yaml)",
+    "validate": "score a checkpoint on the validation masks, per hole-ratio bucket",
+    "test": "score a checkpoint on the test set, per hole-ratio bucket",
+    "predict": "inpaint the predict set and write PNGs",
+    "prepare": "turn an image folder into LitData shards for fast streaming",
+    "evaluate": "paper/LaMa evaluation tracks and baselines: report.json, tables, plots",
+    "masks": "write the fixed evaluation masks as PNG files",
+    "inpaint": "fill the holes of your own photos: image + mask -> PNG",
+    "export": "write a trained network as safetensors, ONNX or TorchScript",
+    "push": "publish a trained network and its model card on the Hugging Face Hub",
+    "weights": "fetch pretrained weights (VGG-16, LPIPS, FID) into the torch cache",
+    "params": "per-layer shapes and parameter count of a PConvUNet",
+    "app": "a browser page to try a model",
+}
+USAGE = "usage: pconv COMMAND [ARGS] (pconv COMMAND --help for its arguments)"
+
+
+def help_text() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {line}" for name, line in COMMANDS.items()]
+    return "\n".join([USAGE, "", "Image inpainting with partial convolutions.", "", *lines])
 
 
 def lightning_main(args: list[str] | None = None) -> int:
@@ -32,7 +58,10 @@ def lightning_main(args: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TOOLS:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(help_text(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] in TOOLS:
         module, function = TOOLS[argv[0]].split(":")
         return getattr(importlib.import_module(module), function)(argv[1:])
     return lightning_main(argv)

@@ -1,10 +1,15 @@
-"""``pconv export``: a trained network as ONNX or TorchScript, for deployment without pconv.
+"""``pconv export``: a trained network as safetensors, ONNX or TorchScript.
 
-The exported graph is the bare :class:`~pconv.nn.unet.PConvUNet` in eval mode:
-inputs ``image`` N×3×H×W float32 in [0, 1] and ``mask`` N×1×H×W float32 (1 valid, 0 hole),
-output ``output`` N×3×H×W, the raw prediction on the [0, 1] scale. Composite it yourself
-(``mask * image + (1 - mask) * output``, clamped). H and W are fixed at export time (the
-network's size checks are traced as constants); the batch size is free.
+- ``safetensors``: the weights plus the architecture as JSON (``<name>.safetensors`` and
+  ``<name>.json``); loading the pair never unpickles anything, so a file from a stranger cannot
+  run code. Every ``--ckpt`` and ``Inpainter.from_pretrained`` accept it.
+- ``onnx``: inputs ``image`` N×3×H×W float32 in [0, 1] and ``mask`` N×1×H×W float32 (1 valid,
+  0 hole), output ``output`` N×3×H×W on the [0, 1] scale. Batch, height and width are free
+  (H and W multiples of 2**levels). Without ``--composite`` the output is the raw prediction
+  (composite it yourself: ``mask * image + (1 - mask) * output``, clamped); with it, valid
+  pixels come out exactly as given and holes are clamped to [0, 1]. The model's metadata
+  holds the levels, the multiple, the mask convention and the pconv version.
+- ``torchscript``: a traced module for the ``--size`` it was exported at.
 
 ONNX uses PyTorch's TorchScript-based exporter (the dynamo exporter needs ``onnxscript``).
 """
@@ -16,15 +21,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from pconv.inference import atomic_path
-from pconv.nn.unet import PConvUNet
-from pconv.weights import CheckpointError, load_network
+    from pconv.nn.unet import PConvUNet
 
 PROG = "pconv export"
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 17
 INPUT_NAMES = ("image", "mask")
 OUTPUT_NAME = "output"
@@ -35,6 +40,8 @@ _EXAMPLE_VALID = 0.7
 
 def example_inputs(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A random 1×3×H×W image and 1×1×H×W binary mask (traced, or to compare outputs)."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand(1, 3, height, width, generator=generator)
     mask = (torch.rand(1, 1, height, width, generator=generator) < _EXAMPLE_VALID).float()
@@ -47,51 +54,144 @@ def _prepare(net: PConvUNet, height: int, width: int) -> tuple[torch.Tensor, tor
     return tuple(t.to(next(net.parameters()).device) for t in example_inputs(height, width))
 
 
-def export_onnx(net: PConvUNet, path: str | os.PathLike, height: int, width: int) -> Path:
-    """Export ``net`` (put in eval mode) as ONNX for H×W inputs with a free batch size."""
-    inputs = _prepare(net, height, width)
-    batch_axis = {name: {0: "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+def composited(net: PConvUNet):
+    """``net`` followed by the final composite: valid pixels (mask > 0.5) exactly from the
+    input image, hole pixels from the network's output clamped to [0, 1]."""
+    import torch
 
-    with atomic_path(path) as target, warnings.catch_warnings():
-        # Expected: shape checks become constants, and the legacy exporter is deprecated.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            inputs,
-            str(target),
-            dynamo=False,
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes=batch_axis,
-            opset_version=ONNX_OPSET,
-        )
+    class Composited(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask > 0.5, image, self.net(image, mask).clamp(0, 1))
+
+    return Composited().eval()
+
+
+def onnx_metadata(net: PConvUNet, composite: bool) -> dict[str, str]:
+    """What a deployment needs to know, stored in the ONNX model's metadata."""
+    from pconv.weights import INPUT_CONVENTION, architecture
+
+    record = architecture(net)
+    return {
+        "pconv_version": record["pconv_version"],
+        "levels": str(net.levels),
+        "multiple": str(net.multiple),
+        "mask_convention": "1 = valid, 0 = hole (mask files: black = hole)",
+        "input_convention": INPUT_CONVENTION,
+        "composite": "valid pixels are the input's" if composite else "raw network output",
+    }
+
+
+def export_onnx(
+    net: PConvUNet, path: str | os.PathLike, height: int, width: int, composite: bool = False
+) -> Path:
+    """Export ``net`` (put in eval mode) as ONNX with free batch, height and width; it is
+    traced at H×W. ``composite`` bakes in the final composite (see the module docstring)."""
+    import onnx
+    import torch
+
+    from pconv.inference import atomic_path
+
+    inputs = _prepare(net, height, width)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    dynamic_axes = {name: axes for name in (*INPUT_NAMES, OUTPUT_NAME)}
+    model = composited(net) if composite else net
+    with atomic_path(path) as target:
+        with warnings.catch_warnings():
+            # Expected: the size checks are traced as constants (the sizes stay free), and
+            # the legacy exporter is deprecated.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                inputs,
+                str(target),
+                dynamo=False,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic_axes,
+                opset_version=ONNX_OPSET,
+            )
+        proto = onnx.load(str(target))
+        onnx.helper.set_model_props(proto, onnx_metadata(net, composite))
+        onnx.save(proto, str(target))
     return Path(path)
 
 
-def export_torchscript(net: PConvUNet, path: str | os.PathLike, height: int, width: int) -> Path:
+def export_torchscript(
+    net: PConvUNet, path: str | os.PathLike, height: int, width: int, composite: bool = False
+) -> Path:
     """Export ``net`` (put in eval mode) as a traced TorchScript module for H×W inputs."""
+    import torch
+
+    from pconv.inference import atomic_path
+
     inputs = _prepare(net, height, width)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation warnings, as above
-        traced = torch.jit.trace(net, inputs)
+        traced = torch.jit.trace(composited(net) if composite else net, inputs)
     with atomic_path(path) as target:
         traced.save(str(target))
     return Path(path)
 
 
-EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}
+def export_safetensors(
+    net: PConvUNet, path: str | os.PathLike, height: int, width: int, composite: bool = False
+) -> Path:
+    """Write ``net``'s weights (``path``) and architecture (``path`` with ``.json``)."""
+    from pconv.weights import save_safetensors
+
+    return save_safetensors(net, path)[0]
+
+
+EXPORTERS = {
+    "safetensors": export_safetensors,
+    "onnx": export_onnx,
+    "torchscript": export_torchscript,
+}
+
+
+def default_output(spec: str, fmt: str, height: int, width: int) -> Path:
+    """Next to a local checkpoint (in the current folder for a hub repo or URL), named after
+    it; TorchScript names carry their fixed size."""
+    local = not spec.startswith(("hf://", "http://", "https://"))
+    base = Path(spec) if local else Path(spec.split("#")[0].rstrip("/").split("/")[-1])
+    stem = base.stem if base.suffix else base.name
+    sized = f"_{height}x{width}" if fmt == "torchscript" else ""
+    return base.with_name(f"{stem}{sized}{FORMATS[fmt]}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", type=Path, help="checkpoint written by `pconv fit`")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Export a trained network as safetensors (safe to share), ONNX or TorchScript.",
+    )
+    parser.add_argument(
+        "--ckpt",
+        help="the network: a checkpoint of `pconv fit`, a .safetensors file, "
+        "hf://user/name[@revision] or an https:// URL",
+    )
     parser.add_argument("--format", choices=tuple(FORMATS), default="onnx")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square input side")
-    parser.add_argument("--height", type=int, help="input height (default: --size)")
-    parser.add_argument("--width", type=int, help="input width (default: --size)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SIZE,
+        help="square side traced at export (ONNX accepts any multiple of 2**levels later; "
+        "TorchScript only this size)",
+    )
+    parser.add_argument("--height", type=int, help="traced height (default: --size)")
+    parser.add_argument("--width", type=int, help="traced width (default: --size)")
+    parser.add_argument(
+        "--composite",
+        action="store_true",
+        help="ONNX/TorchScript: bake in the final composite (valid pixels exactly as given)",
+    )
     parser.add_argument(
         "-o", "--output", type=Path, help="output file (default: next to the checkpoint)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
     def fail(message: str) -> int:
@@ -100,15 +200,28 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.ckpt is None:
         return fail("a checkpoint is needed: pass --ckpt PATH.ckpt, written by `pconv fit`")
-    height, width = args.height or args.size, args.width or args.size
-    output = args.output or args.ckpt.with_name(
-        f"{args.ckpt.stem}_{height}x{width}{FORMATS[args.format]}"
-    )
+    height = args.size if args.height is None else args.height
+    width = args.size if args.width is None else args.width
+    for name, value in (("--height", height), ("--width", width)):
+        if value <= 0:
+            flag = "--size" if getattr(args, name[2:]) is None else name
+            return fail(f"{flag} {value} is not a positive size; use e.g. --size {DEFAULT_SIZE}")
+    output = args.output or default_output(args.ckpt, args.format, height, width)
+    from pconv.weights import config_path
+
+    outputs = [output] + ([config_path(output)] if args.format == "safetensors" else [])
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        return fail(f"{', '.join(existing)} exists; pass --overwrite to replace it")
+
+    from pconv.weights import CheckpointError, WeightsUnavailableError, load_network
+
     try:
         net = load_network(args.ckpt)
         net.check_size(height, width)
-        EXPORTERS[args.format](net, output, height, width)
-    except (CheckpointError, ValueError, OSError) as error:
+        EXPORTERS[args.format](net, output, height, width, args.composite)
+    except (CheckpointError, WeightsUnavailableError, ValueError, OSError) as error:
         return fail(str(error))
-    print(f"{PROG}: wrote {output} ({args.format}, inputs 1×3×{height}×{width} and mask)")
+    written = " and ".join(str(p) for p in outputs)
+    print(f"{PROG}: wrote {written} ({args.format})")
     return 0

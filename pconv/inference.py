@@ -44,7 +44,7 @@ from pconv.data.images import IMAGE_EXTENSIONS, scan_images
 from pconv.image_io import encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
 from pconv.progress import track
-from pconv.weights import CheckpointError, load_network
+from pconv.weights import CheckpointError, WeightsUnavailableError, load_network, resolve
 
 PROG = "pconv inpaint"
 #: Mask file values: black and white. A pixel is white at or above half range.
@@ -78,10 +78,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 class Inpainter:
     """A trained network ready to fill holes in images of any size.
 
-    ``inpainter(image, mask)`` accepts either
+    ``inpainter(image, mask)`` returns the kind of image it is given:
 
+    - PIL: ``image`` any mode (converted to RGB), ``mask`` a PIL image like a mask file
+      (white = valid, black = hole; thresholded at half range) or a numpy mask as below;
+      returns an RGB PIL image;
     - numpy: ``image`` H×W×3 uint8 RGB, ``mask`` H×W (bool or integer, nonzero = valid);
-      returns H×W×3 uint8;
+      returns H×W×3 uint8 (read-only arrays are fine);
     - tensors: ``image`` 3×H×W or N×3×H×W float in [0, 1], ``mask`` H×W, 1×H×W or
       N×1×H×W (> 0.5 = valid); returns a float tensor shaped like ``image``.
 
@@ -95,11 +98,16 @@ class Inpainter:
         self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(
-        cls, path: str | os.PathLike, device: str | torch.device | None = None
+    def from_pretrained(
+        cls, spec: str | os.PathLike, device: str | torch.device | None = None
     ) -> Inpainter:
-        """Load the network of a ``pconv fit`` checkpoint (no VGG needed)."""
-        return cls(load_network(path), device)
+        """Load a trained network (no VGG needed) from a ``pconv fit`` checkpoint, a
+        safetensors pair or folder, a hub repo (``user/name[@revision]`` or ``hf://…``) or
+        an ``https://…[#sha256=…]`` URL; see :mod:`pconv.weights`."""
+        return cls(load_network(resolve(spec, bare_repo_ids=True)), device)
+
+    #: The older name: any weights spec works.
+    from_checkpoint = from_pretrained
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -111,6 +119,13 @@ class Inpainter:
         return self.net(padded_image, padded_mask)[..., :height, :width]
 
     def __call__(self, image, mask):
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            if isinstance(mask, Image.Image):
+                mask = np.asarray(mask.convert("L")) >= THRESHOLD
+            rgb = np.asarray(image.convert("RGB"))
+            return Image.fromarray(self._call_numpy(rgb, np.asarray(mask)))
         if isinstance(image, np.ndarray):
             return self._call_numpy(image, np.asarray(mask))
         return self._call_tensor(image, torch.as_tensor(mask))
@@ -120,7 +135,8 @@ class Inpainter:
             raise ValueError(f"image must be H×W×3 uint8 RGB, got {image.shape} {image.dtype}")
         _check_mask_size(image.shape[:2], mask.shape)
         valid = mask != 0
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        # A copy: torch warns about (and must not share) read-only arrays, e.g. from PIL.
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
         mask_tensor = torch.from_numpy(valid)[None, None]
         output = self.predict(tensor.float() / _UINT8_MAX, mask_tensor)[0]
         filled = (output.clamp(0, 1) * _UINT8_MAX).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -347,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path, help="an image file or a folder of images")
     parser.add_argument("mask", type=Path, help="its mask file, or a folder of masks by name")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file/folder")
-    parser.add_argument("--ckpt", type=Path, help="checkpoint written by `pconv fit`")
+    parser.add_argument(
+        "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
+    )
     parser.add_argument(
         "--mask-hole-value",
         type=int,
@@ -368,11 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pairs = _pairs(args.image, args.mask, args.output)
         _check_outputs(pairs, args.output, args.overwrite)
-        inpainter = Inpainter.from_checkpoint(args.ckpt, args.device)
+        inpainter = Inpainter.from_pretrained(args.ckpt, args.device)
         for image, mask, out in track(pairs, "inpainting") if len(pairs) > 1 else pairs:
             for note in inpaint_file(inpainter, image, mask, out, args.mask_hole_value):
                 print(f"{PROG}: note: {note}", file=sys.stderr)
-    except (InputError, CheckpointError, OSError) as error:  # OSError: unreadable/unwritable
+    except (
+        InputError,
+        CheckpointError,
+        WeightsUnavailableError,
+        OSError,
+    ) as error:  # OSError: unreadable/unwritable
         return fail(str(error))
     print(f"{PROG}: wrote {len(pairs)} image(s) to {args.output}")
     return 0

@@ -30,7 +30,7 @@ from pconv.metrics import (
     results_table,
 )
 from pconv.nn.unet import PConvUNet
-from pconv.weights import load_net_weights, read_checkpoint
+from pconv.weights import load_weights_into, net_config
 
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
@@ -50,12 +50,6 @@ class NonFiniteLossError(FloatingPointError):
 
 def _class_path(obj: object) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def net_config(net: PConvUNet) -> dict[str, Any]:
-    """``{class_path, init_args}`` that rebuild ``net``'s architecture."""
-    args = {"levels": net.levels, "width_mult": net.width_mult, "in_channels": net.in_channels}
-    return {"class_path": _class_path(net), "init_args": args}
 
 
 def loss_config(loss: InpaintingLoss) -> dict[str, Any]:
@@ -87,8 +81,9 @@ class InpaintingModule(L.LightningModule):
             VGG is never optimised; the encoder's BatchNorm parameters form their own group
             named ``encoder_bn`` so fine-tuning can freeze them DDP-safely (lr 0).
         scheduler: optional LR scheduler factory, stepped every optimizer step.
-        init_from: checkpoint whose network weights (not optimizer state, counters or
-            hyper-parameters) initialise ``net`` at the start of ``fit``: the fine-tune phase.
+        init_from: checkpoint (or any weights spec of :func:`pconv.weights.load_network`)
+            whose network weights (not optimizer state, counters or hyper-parameters)
+            initialise ``net`` at the start of ``fit``: the fine-tune phase.
         channels_last: run the network in channels-last memory format (faster convs on
             tensor-core GPUs).
         compile: ``torch.compile`` the network (in place, so checkpoint keys do not change).
@@ -172,7 +167,7 @@ class InpaintingModule(L.LightningModule):
         if stage == "fit" and self.init_from:
             # In setup, before Lightning restores a --ckpt_path: resuming a fine-tune run
             # keeps its own weights. load_from_checkpoint never reads the file again.
-            load_net_weights(self.net, read_checkpoint(self.init_from), self.init_from)
+            load_weights_into(self.net, self.init_from)
 
     def state_dict(self, *args, **kwargs) -> dict[str, Any]:
         # The frozen VGG is rebuilt from loss.vgg_weights: keep its 15M weights out of every

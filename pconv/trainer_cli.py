@@ -22,7 +22,6 @@ import netrc
 import os
 import socket
 import sys
-import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,10 +38,12 @@ from pconv.callbacks import (
     PredictionWriter,
     ValidationImageGrid,
 )
+from pconv.callbacks.console import ModelSummary, ProgressBar
 from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.module import InpaintingModule, NonFiniteLossError
+from pconv.notices import quiet_library_notices, quiet_wandb
 from pconv.weights import CheckpointError
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
@@ -111,6 +112,22 @@ class PConvCLI(LightningCLI):
         parser.add_lightning_class_args(FinetuneSwitch, "finetune")
         parser.add_lightning_class_args(ValidationImageGrid, "image_grid")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.add_lightning_class_args(ModelSummary, "model_summary")
+        parser.add_lightning_class_args(ProgressBar, "progress_bar")
+
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):
+            # Lightning's per-key metric table (~80 rows); the module prints the bucket table.
+            parser.set_defaults(verbose=False)
+        return parser
+
+    def before_instantiate_classes(self) -> None:
+        # After parsing, so --help and --print_config say nothing about W&B.
+        logger = self.config[self.subcommand].trainer.logger
+        if "WandbLogger" in str(logger):
+            configure_wandb_mode()
+            quiet_wandb()
 
     def _report_wandb(self) -> None:
         for logger in self.trainer.loggers:
@@ -170,15 +187,7 @@ def run(args: list[str] | None = None) -> None:
     Bad input (missing checkpoint or data, unavailable VGG weights) exits with code 2 and one
     line; a NaN/Inf loss exits with code 1 naming the step and the loss term.
     """
-    configure_wandb_mode()
-    # The loss's VGG is frozen in eval mode on purpose (and so are the encoder BNs after the
-    # fine-tune switch); Lightning's notice about eval-mode modules would only alarm users.
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    # The interrupt checkpoint makes Lightning look for a last checkpoint to resume from on
-    # every fit; a real resume is still announced ("Restoring states from ..."), so its
-    # notices about looking, and about finding none in a fresh run, are noise.
-    warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model")
-    warnings.filterwarnings("ignore", message=r".*but there is no last checkpoint available")
+    quiet_library_notices()
     try:
         PConvCLI(
             InpaintingModule,

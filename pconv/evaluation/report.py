@@ -77,7 +77,7 @@ from pconv.evaluation.tracks import (
 from pconv.inference import Inpainter, atomic_write
 from pconv.metrics import PERCENT, composite, per_image_scores
 from pconv.nn.unet import PConvUNet
-from pconv.weights import CheckpointError, load_network
+from pconv.weights import WeightsUnavailableError, load_network, resolve
 
 PROG = "pconv evaluate"
 
@@ -620,7 +620,9 @@ def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torc
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", type=Path, help="checkpoint written by `pconv fit`")
+    parser.add_argument(
+        "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
+    )
     parser.add_argument(
         "--images", default="samples", help="'samples' (default), an image folder or file list"
     )
@@ -706,9 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         methods: dict[str, Method] = {}
         net = None
         if args.ckpt is not None:
-            if args.ckpt.is_dir():
-                raise ValueError(f"--ckpt {args.ckpt} is a folder; pass a checkpoint file")
-            net = load_network(args.ckpt)
+            net = load_network(resolve(args.ckpt, bare_repo_ids=True))
             net.check_size(args.size, args.size)
             methods[NETWORK_NAME] = network_method(net, device)
         check_memory(args.size, args.batch_size, net, device)
@@ -736,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"warning: {file_masks.polarity_warning} (--mask-hole-value)", soft_wrap=True
                 )
         eval_track = get_track(args.track, file_masks)
-    except (ValueError, CheckpointError, OSError) as error:  # DataSourceError is a ValueError
+    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable.
+    except (ValueError, WeightsUnavailableError, OSError) as error:
         return fail(str(error))
 
     report, examples = evaluate(

@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from pconv.nn.unet import IMAGENET_MEAN, IMAGENET_STD
+from pconv.weights import WeightsUnavailableError, fetch_pretrained
 
 #: Indices of pool1, pool2 and pool3 in torchvision's ``vgg16().features``.
 POOL_INDICES = (4, 9, 16)
-#: Seconds before an unreachable download server counts as offline instead of hanging.
-DOWNLOAD_TIMEOUT_S = 20.0
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested pretrained weights can be neither found locally nor downloaded."""
 
 
 def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    url = VGG16_Weights.IMAGENET1K_V1.url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    """torchvision's VGG-16 ImageNet weights from the torch cache, fetched on first use
+    (``pconv weights vgg16`` fetches them ahead, e.g. on a cluster's login node)."""
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(cached), progress=False)
-    except OSError as error:  # URLError, timeouts and DNS failures are all OSErrors
+        path = fetch_pretrained("vgg16")
+    except WeightsUnavailableError as error:
         raise WeightsUnavailableError(
-            f"VGG-16 ImageNet weights are not cached at {cached} and cannot be downloaded "
-            f"({error}); fetch {url} to that path, or pass a local file as the VGG weights "
+            f"{error}; or pass a local file as the VGG weights "
             "(model.loss.vgg_weights=/path/vgg16.pth)"
         ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return torch.load(cached, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _file_state_dict(path: str) -> dict[str, torch.Tensor]:

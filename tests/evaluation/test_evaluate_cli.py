@@ -112,7 +112,7 @@ def ckpt_is_a_folder(root):
         (output_is_a_file, "report.txt is a file; pass a folder for the report"),
         (existing_report, "already holds report.csv, examples.png; pass --overwrite"),
         (masks_is_a_file, "mask.png is a file; pass a folder of mask images"),
-        (ckpt_is_a_folder, "ckpts is a folder; pass a checkpoint file"),
+        (ckpt_is_a_folder, "ckpts is a folder with no model.safetensors"),
     ],
     ids=[
         "size-0",

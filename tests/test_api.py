@@ -1,0 +1,60 @@
+"""The Python API (``import pconv``, ``Inpainter`` on PIL and numpy) and ``pconv --help``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import skimage.data
+from PIL import Image
+
+import pconv
+from pconv.cli import main
+
+COMMANDS = [
+    *("fit", "validate", "test", "predict", "prepare", "evaluate", "masks"),
+    *("inpaint", "export", "push", "weights", "params", "app"),
+]
+
+
+def test_dir_shows_the_public_names():
+    names = ["Inpainter", "InpaintingDataModule", "InpaintingLoss", "InpaintingModule"]
+    names += ["PConvUNet", "PartialConv2d"]
+    assert set(names) <= set(dir(pconv)) and not {"importlib", "os"} & set(dir(pconv))
+    from pconv.nn.unet import PConvUNet
+
+    assert pconv.PConvUNet is PConvUNet
+
+
+def test_inpainter_returns_the_kind_it_is_given(tiny_checkpoint):
+    inpainter = pconv.Inpainter.from_pretrained(tiny_checkpoint, device="cpu")
+    photo = skimage.data.astronaut()[:45, :67]
+    mask = np.full(photo.shape[:2], 255, np.uint8)
+    mask[10:25, 30:60] = 0  # black = hole, as in mask files
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "The given NumPy array is not writable"
+        filled = inpainter(Image.fromarray(photo), Image.fromarray(mask))
+        read_only = np.asarray(Image.fromarray(photo))
+        assert not read_only.flags.writeable
+        from_numpy = inpainter(read_only, mask != 0)
+    assert isinstance(filled, Image.Image) and filled.size == (67, 45) and filled.mode == "RGB"
+    result = np.asarray(filled)
+    valid = mask == 255
+    np.testing.assert_array_equal(result[valid], photo[valid])
+    assert (result[~valid] != photo[~valid]).any()
+    np.testing.assert_array_equal(result, from_numpy)
+
+
+def test_help_lists_every_command_without_importing_torch():
+    code = (
+        "import sys; from pconv.cli import main; code = main(['--help']); "
+        "assert code == 0 and 'torch' not in sys.modules and 'lightning' not in sys.modules"
+    )
+    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    for command in COMMANDS:
+        assert sum(line.split()[:1] == [command] for line in lines) == 1, command
+    assert main([]) == 2
