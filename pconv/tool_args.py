@@ -31,7 +31,9 @@ EVAL_SIZE, EVAL_PER_ROW, EVAL_BATCH, EVAL_WORKERS = 512, 10, 8, 2
 MASKS_SIZE, MASKS_PER_ROW = 512, 100
 #: ``pconv prepare``: share of a flat source's images given to each split after the first.
 VAL_FRACTION = 0.05
-#: ``pconv app`` defaults; photos are downscaled to DEFAULT_MAX_SIDE (longer side, pixels).
+#: ``pconv app`` defaults. Photos are downscaled so that their longer side is at most
+#: DEFAULT_MAX_SIDE pixels: the network sees the whole photo at once, so memory grows with the
+#: pixel count.
 DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SIDE = "127.0.0.1", 7860, 1024
 
 
