@@ -19,7 +19,6 @@ page. Gradio is the optional ``app`` extra: ``pip install 'pconv[app]'``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -31,12 +30,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pconv import tool_args
 from pconv.callbacks.image_grid import HOLE_COLOR
 from pconv.data.images import UnreadableImageError, decode_image
 from pconv.data.samples import SAMPLE_NAMES, sample_image
 from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
 from pconv.metrics import SSIM_KERNEL, per_image_scores
+from pconv.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
 from pconv.weights import CheckpointError
 
 # Gradio's usage analytics would call out to the network on every start (read when Gradio
@@ -44,11 +45,6 @@ from pconv.weights import CheckpointError
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 PROG = "pconv app"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-#: Photos are downscaled so that their longer side is at most this many pixels; the network
-#: sees the whole photo at once, so memory grows with the pixel count.
-DEFAULT_MAX_SIDE = 1024
 #: Files above this many pixels are refused before decoding (a 50-megapixel photo decodes to
 #: 150 MB; decompression bombs claim far more).
 MAX_DECODE_PIXELS = 50_000_000
@@ -438,33 +434,8 @@ def serve(page, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     return url
 
 
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
-    return port
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", help="checkpoint written by `pconv fit` (none: baselines only)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 7860)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
-    parser.add_argument(
-        "--max-side",
-        type=_positive,
-        default=DEFAULT_MAX_SIDE,
-        help=f"larger photos are downscaled to this longer side (default {DEFAULT_MAX_SIDE})",
-    )
-    args = parser.parse_args(argv)
+    args = tool_args.app().parse_args(argv)
 
     def fail(message: str) -> int:
         print(f"{PROG}: {message}", file=sys.stderr)

@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] in TOOLS:
+        from pconv.tool_args import PARSERS
+
+        if argv[0] in PARSERS:
+            # Help and argument errors exit here, before the tool's heavy imports; the tool's
+            # main parses again (microseconds) so that it stays callable on its own.
+            PARSERS[argv[0]]().parse_args(argv[1:])
         module, function = TOOLS[argv[0]].split(":")
         return getattr(importlib.import_module(module), function)(argv[1:])
     return lightning_main(argv)

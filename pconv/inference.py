@@ -27,7 +27,6 @@ where it cannot. The tool never writes over an input, refuses an existing output
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -40,15 +39,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pconv import tool_args
 from pconv.data.images import IMAGE_EXTENSIONS, scan_images
 from pconv.image_io import encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
 from pconv.progress import track
+from pconv.tool_args import BLACK, WHITE
 from pconv.weights import CheckpointError, WeightsUnavailableError, load_network, resolve
 
 PROG = "pconv inpaint"
-#: Mask file values: black and white. A pixel is white at or above half range.
-BLACK, WHITE = 0, 255
+#: A mask pixel is white (:data:`WHITE`) at or above half range.
 THRESHOLD = 128
 #: A folder run writes PNGs: lossless, so valid pixels stay bit-identical.
 OUTPUT_SUFFIX = ".png"
@@ -359,23 +359,7 @@ def inpaint_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", type=Path, help="an image file or a folder of images")
-    parser.add_argument("mask", type=Path, help="its mask file, or a folder of masks by name")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output file/folder")
-    parser.add_argument(
-        "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
-    )
-    parser.add_argument(
-        "--mask-hole-value",
-        type=int,
-        choices=(BLACK, WHITE),
-        default=BLACK,
-        help="mask file value that means hole (default 0: black = hole)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
-    args = parser.parse_args(argv)
+    args = tool_args.inpaint().parse_args(argv)
 
     def fail(message: str) -> int:
         print(f"{PROG}: {message}", file=sys.stderr)

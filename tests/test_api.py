@@ -58,3 +58,55 @@ def test_help_lists_every_command_without_importing_torch():
     for command in COMMANDS:
         assert sum(line.split()[:1] == [command] for line in lines) == 1, command
     assert main([]) == 2
+
+
+HEAVY = ("torch", "torchvision", "lightning", "litdata", "cv2", "matplotlib")
+#: One interpreter runs every tool's --help and an unknown flag through ``pconv``'s dispatch,
+#: then prints the exit codes and the heavy modules that got imported.
+TOOL_HELP = f"""
+import contextlib, io, json, sys
+from pconv.cli import TOOLS, main
+codes = {{}}
+for tool in TOOLS:
+    for flag in ("--help", "--no-such-flag"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                main([tool, flag])
+            except SystemExit as done:
+                codes[tool + " " + flag] = [done.code, out.getvalue()]
+print(json.dumps([codes, [m for m in {HEAVY!r} if m in sys.modules]]))
+"""
+
+
+def test_tool_help_and_argument_errors_import_no_heavy_module():
+    import json
+
+    from pconv.cli import TOOLS
+
+    run = subprocess.run([sys.executable, "-c", TOOL_HELP], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    codes, heavy = json.loads(run.stdout)
+    assert heavy == []
+    for tool in TOOLS:
+        code, text = codes[f"{tool} --help"]
+        assert code == 0 and text.startswith("usage: pconv "), (tool, text)
+        code, text = codes[f"{tool} --no-such-flag"]
+        assert code == 2 and f"pconv {tool}: error: " in text, (tool, text)
+
+
+def test_tool_parsers_offer_the_names_their_owners_define():
+    from pconv import app, inference, tool_args
+    from pconv.data import nvidia_masks
+    from pconv.evaluation import baselines, optional_metrics, tracks
+    from pconv.nn import summary
+
+    assert (tool_args.BLACK, tool_args.WHITE) == (0, 255)
+    assert tool_args.TRACK_NAMES == tracks.TRACK_NAMES
+    assert tool_args.HOLE_VALUES == nvidia_masks.HOLE_VALUES
+    assert tool_args.DEFAULT_BASELINES.split(",") == list(baselines.BASELINES)
+    assert tool_args.DEFAULT_OPTIONAL_METRICS.split(",") == list(optional_metrics.OPTIONAL_METRICS)
+    # Descriptions are read from the file: the same text the imported module carries.
+    assert tool_args.inpaint().description == inference.__doc__.split("\n\n")[0]
+    assert tool_args.app().description == app.__doc__.split("\n\n")[0]
+    assert tool_args.params().description == summary.__doc__

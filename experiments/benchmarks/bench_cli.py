@@ -23,7 +23,10 @@ COMMANDS = {
     "pconv --help": ["-m", "pconv", "--help"],
     **{
         f"pconv {tool} --help": ["-m", "pconv", tool, "--help"]
-        for tool in ("export", "push", "weights", "inpaint", "evaluate", "prepare", "params")
+        for tool in (
+            *("export", "push", "weights", "inpaint", "evaluate", "masks", "prepare"),
+            *("params", "app"),
+        )
     },
     "pconv fit --help": ["-m", "pconv", "fit", "--help"],
     "import torch": ["-c", "import torch"],

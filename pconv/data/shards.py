@@ -63,8 +63,6 @@ _JPEG_MAGIC = b"\xff\xd8"
 _INDEX_FILE = "index.json"
 #: Sources without splits of their own, whose images :func:`split_indices` divides.
 FLAT_SOURCES = ("folder", "filelist", "samples")
-#: Default share of a flat source's images given to each split after the first (val).
-VAL_FRACTION = 0.05
 #: Seconds between progress-bar updates.
 _PROGRESS_POLL_S = 0.2
 
@@ -417,29 +415,9 @@ def streaming_train_dataset(
 
 def main(argv: list[str] | None = None) -> int:
     """``pconv prepare``: write LitData shards for each requested split of an image source."""
-    import argparse
+    from pconv.tool_args import prepare
 
-    parser = argparse.ArgumentParser(
-        prog="pconv prepare",
-        description="Convert an image folder, file list or the sample photos into LitData "
-        "shards that `data.source: shards` streams.",
-    )
-    parser.add_argument("source", choices=["samples", "imagefolder", "folder", "filelist"])
-    parser.add_argument("root", nargs="?", help="image root or file list (not for samples)")
-    parser.add_argument("-o", "--output", required=True, help="shards root (path or URL)")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"])
-    parser.add_argument("--workers", type=int, default=None, help="default: all cores")
-    parser.add_argument("--max-side", type=int, default=None, help="downscale larger images")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing shards")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=VAL_FRACTION,
-        help="flat sources (folder, filelist, samples): share of the images given to each "
-        f"split after the first (default {VAL_FRACTION})",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the flat-source split")
-    args = parser.parse_args(argv)
+    args = prepare().parse_args(argv)
 
     def fail(message: str) -> int:
         print(f"pconv prepare: {message}", file=sys.stderr)

@@ -18,7 +18,6 @@ files in the folder are left alone.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -27,16 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv import progress
+from pconv import progress, tool_args
 from pconv.data.masks import MaskGenerationError, hole_ratio
 from pconv.evaluation.plots import image_grid, png_bytes
-from pconv.evaluation.tracks import TRACK_NAMES, get_track
+from pconv.evaluation.tracks import get_track
 from pconv.inference import atomic_write, encode_image
 
 PROG = "pconv masks export"
 WHITE = 255
-DEFAULT_SIZE = 512
-DEFAULT_PER_ROW = 100
 #: Masks per row, and their side in pixels, on the contact sheet.
 SHEET_COLUMNS = 8
 SHEET_SIDE = 96
@@ -127,23 +124,7 @@ def export_masks(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pconv masks", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write the evaluation masks as PNGs")
-    export.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    export.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square mask side")
-    export.add_argument(
-        "--per-bucket",
-        type=int,
-        default=DEFAULT_PER_ROW,
-        help="masks per row: per bucket × border split (paper) or per preset (lama)",
-    )
-    export.add_argument("--seed", type=int, default=0)
-    export.add_argument("--track", choices=TRACK_NAMES, default="paper")
-    export.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier export in the folder"
-    )
-    args = parser.parse_args(argv)
+    args = tool_args.masks().parse_args(argv)
     if args.per_bucket < 1 or args.size < 1:
         print(f"{PROG}: --per-bucket and --size must be at least 1", file=sys.stderr)
         return 2

@@ -51,6 +51,7 @@ from rich.progress import Progress, track
 from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
+from pconv import tool_args
 from pconv.data.buckets import BUCKETS, bucket_label
 from pconv.data.datasets import make_sample, spread_index
 from pconv.data.images import (
@@ -60,7 +61,7 @@ from pconv.data.images import (
     UnreadableImageError,
     open_image_source,
 )
-from pconv.data.nvidia_masks import HOLE_VALUES, FileEvalMasks
+from pconv.data.nvidia_masks import FileEvalMasks
 from pconv.data.transforms import eval_transform
 from pconv.evaluation import optional_metrics
 from pconv.evaluation.baselines import BASELINES, Method, baseline_method
@@ -70,7 +71,6 @@ from pconv.evaluation.tracks import (
     OUTSIDE_ROW,
     PAPER_SIZE,
     PAPER_TABLE1,
-    TRACK_NAMES,
     Track,
     get_track,
 )
@@ -129,11 +129,6 @@ def _bucket_centres() -> dict[str, float]:
     return {bucket_label(b): (low + high) / 2 for b, (low, high) in enumerate(BUCKETS)}
 
 
-DEFAULT_BASELINES = ",".join(BASELINES)
-DEFAULT_SIZE = 512
-DEFAULT_PER_ROW = 10
-DEFAULT_BATCH = 8
-DEFAULT_WORKERS = 2
 #: Side of each picture in examples.png, pixels.
 EXAMPLE_SIDE = 128
 #: Hole pixels are shown in this colour in the "input" column of examples.png.
@@ -376,7 +371,7 @@ def evaluate(
     size: int,
     per_row: int,
     seed: int = 0,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int = tool_args.EVAL_BATCH,
     workers: int = 0,
     optional: tuple[str, ...] = (),
     device: torch.device | str = "cpu",
@@ -618,59 +613,6 @@ def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torc
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
-    )
-    parser.add_argument(
-        "--images", default="samples", help="'samples' (default), an image folder or file list"
-    )
-    parser.add_argument(
-        "--masks",
-        type=Path,
-        help="folder of mask files for the paper track, e.g. NVIDIA's irregular test masks "
-        "(default: generated masks)",
-    )
-    parser.add_argument(
-        "--mask-hole-value",
-        type=int,
-        choices=HOLE_VALUES,
-        default=HOLE_VALUES[0],
-        help="value that means hole in --masks files (default 0: black = hole)",
-    )
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square crop side")
-    parser.add_argument(
-        "--per-bucket",
-        type=int,
-        default=DEFAULT_PER_ROW,
-        help="images per row: per bucket × border split (paper; with --masks: at most) or "
-        "per preset (lama)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fixed masks")
-    parser.add_argument("--track", choices=TRACK_NAMES, default="paper")
-    parser.add_argument(
-        "--baselines",
-        default=DEFAULT_BASELINES,
-        help=f"comma-separated, or 'none' (default {DEFAULT_BASELINES})",
-    )
-    parser.add_argument(
-        "--optional-metrics",
-        default=",".join(optional_metrics.OPTIONAL_METRICS),
-        help="lpips,fid when their weights are cached; 'none' to skip",
-    )
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace report files already in -o"
-    )
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="loader workers")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
-    parser.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
-    parser.add_argument("--wandb-project", default="pconv")
-    return parser
-
-
 def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value, least in (
         ("--size", args.size, 1),
@@ -683,7 +625,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = tool_args.evaluate().parse_args(argv)
     console = Console()
     err = Console(stderr=True)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
+from pconv import tool_args
 from pconv.nn.unet import PConvUNet
 
 
@@ -31,10 +30,7 @@ def layer_shapes(net: PConvUNet, size: int) -> list[tuple[str, tuple[int, ...], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pconv params", description=__doc__)
-    parser.add_argument("--levels", type=int, default=8, help="encoder levels (8 at 512)")
-    parser.add_argument("--size", type=int, default=512, help="input side in pixels")
-    parser.add_argument("--width-mult", type=float, default=1.0)
+    parser = tool_args.params()
     args = parser.parse_args(argv)
     net = PConvUNet(levels=args.levels, width_mult=args.width_mult)
     try:
