@@ -35,7 +35,7 @@ from pconv.weights import load_net_weights, read_checkpoint
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
 #: Name of the optimizer parameter group of the encoder's BatchNorm parameters; the
-#: fine-tune switch freezes them by setting this group's lr to 0.
+#: fine-tune switch (pconv.callbacks.finetune) freezes them by giving this group lr 0.
 ENCODER_BN_GROUP = "encoder_bn"
 NET_GROUP = "net"
 #: Steps between host-side checks of the device-side non-finite-loss record (each check is a
@@ -136,7 +136,6 @@ class InpaintingModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         self.val_metrics = BucketedInpaintingMetrics()
         self.test_metrics = BucketedInpaintingMetrics()
-        self.encoder_bn_frozen = False
         self._bad_step: torch.Tensor | None = None
         self._bad_terms: torch.Tensor | None = None
 
@@ -150,23 +149,6 @@ class InpaintingModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile()
-
-    def freeze_encoder_bn(self) -> None:
-        """Put every encoder BatchNorm in eval mode for good (running statistics frozen).
-
-        Their affine parameters are frozen by the optimizer group ``encoder_bn`` (lr 0), see
-        :class:`pconv.callbacks.finetune.FinetuneSwitch`.
-        """
-        self.encoder_bn_frozen = True
-        for bn in encoder_batch_norms(self.net):
-            bn.eval()
-
-    def train(self, mode: bool = True) -> InpaintingModule:
-        super().train(mode)
-        if self.encoder_bn_frozen:
-            for bn in encoder_batch_norms(self.net):
-                bn.eval()
-        return self
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.init_from:
@@ -226,8 +208,9 @@ class InpaintingModule(L.LightningModule):
             self.log(f"train/weighted/{name}", self.loss.weights[name] * terms[name], batch_size=n)
         # Not on the progress bar: Lightning turns progress-bar values into Python numbers after
         # every step, a device sync per step whatever the bar's refresh rate.
+        # The lrs are LearningRateMonitor's: logging a Python float here would copy it to the
+        # device every step.
         self.log("train/loss/total", terms["total"], batch_size=n)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=n)
         return terms["total"]
 
     def _record_non_finite(self, terms: dict[str, torch.Tensor]) -> None:

@@ -171,11 +171,13 @@ class InpaintingDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.hparams.source == "shards":
-            from litdata import StreamingDataLoader
+            from pconv.data.shards import ResumableStreamingLoader
 
             # Lightning saves this loader's state in checkpoints, so a resumed run continues
             # the epoch where it stopped.
-            return StreamingDataLoader(self.train_set, **self._loader_kwargs())
+            return ResumableStreamingLoader(
+                self.train_set, self._batches_done, **self._loader_kwargs()
+            )
         # The sampler drops a ragged last batch: it keeps BatchNorm away from batches of one.
         kwargs = (self.trainer and self.trainer.distributed_sampler_kwargs) or {}
         sampler = EpochSampler(

@@ -17,13 +17,14 @@ import multiprocessing
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import albumentations as A
 import cv2
 import numpy as np
-from litdata import StreamingDataset
+from litdata import StreamingDataLoader, StreamingDataset
 from litdata.streaming.sampler import ChunkedIndex
 
 from pconv.data.datasets import MaskFn, make_sample, random_sample, sample_rng
@@ -200,6 +201,35 @@ class TrainingStream(StreamingDataset):
     def __getitem__(self, index: ChunkedIndex | int) -> dict:
         key = index.index if isinstance(index, ChunkedIndex) else int(index)
         return self.sample(super().__getitem__(index), self.current_epoch, key)
+
+
+class ResumableStreamingLoader(StreamingDataLoader):
+    """LitData's loader, whose saved position is the batches training consumed.
+
+    Lightning saves the loader's state in checkpoints, but the loader has by then yielded the
+    batch being trained and one prefetched batch more; resumed from that, a run would skip
+    them. ``batches_done()`` gives the batches the trainer consumed since the start of
+    training (from its step count), and the state records exactly that position.
+    """
+
+    def __init__(self, dataset: StreamingDataset, batches_done: Callable[[], int], **kw) -> None:
+        super().__init__(dataset, **kw)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        epoch, consumed = divmod(self.batches_done(), len(self))
+        yielded = self._num_samples_yielded_streaming, self._latest_worker_idx
+        self._num_samples_yielded_streaming = consumed * self.batch_size
+        # The worker that produced the last consumed batch (workers take turns from 0).
+        self._latest_worker_idx = (consumed - 1) % max(self.num_workers, 1)
+        try:
+            state = super().state_dict()
+        finally:
+            self._num_samples_yielded_streaming, self._latest_worker_idx = yielded
+        # LitData counts epochs from 1, up when an iteration starts: in epoch ``epoch`` (from
+        # 0) a loader holds ``epoch + 1``; at its start, before iterating, ``epoch``.
+        state["current_epoch"] = state["dataset"]["current_epoch"] = epoch + (consumed > 0)
+        return state
 
 
 def streaming_train_dataset(
