@@ -12,10 +12,12 @@ the network and loss are recorded as ``{class_path, init_args}`` too. Either way
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
 from rich.console import Console
@@ -30,7 +32,7 @@ from pconv.metrics import (
     table_rows,
 )
 from pconv.nn.unet import PConvUNet
-from pconv.weights import load_net_weights, read_checkpoint
+from pconv.weights import load_net_weights, newest_checkpoint, read_checkpoint
 
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
@@ -108,7 +110,7 @@ class InpaintingModule(L.LightningModule):
         init_from: str | None = None,
         channels_last: bool = False,
         compile: bool = False,
-        nan_check_every: int = DEFAULT_NAN_CHECK_EVERY,
+        nan_check_every: PositiveInt = DEFAULT_NAN_CHECK_EVERY,
     ) -> None:
         super().__init__()
         if nan_check_every < 1:
@@ -228,6 +230,14 @@ class InpaintingModule(L.LightningModule):
         if (self.global_step + 1) % self.nan_check_every == 0:
             self.check_finite()
 
+    def non_finite_loss_note(self) -> str:
+        """`` (loss first NaN/Inf at step S in term(s) ...)`` or "" (a device sync)."""
+        if self._bad_step is None or int(self._bad_step) < 0:
+            return ""
+        names = (*TERMS, "total")
+        bad = [name for name, flag in zip(names, self._bad_terms.tolist(), strict=True) if flag]
+        return f" (loss first NaN/Inf at step {int(self._bad_step)} in {', '.join(bad)})"
+
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLossError` if a step since the start had a NaN/Inf loss."""
         if self._bad_step is None or int(self._bad_step) < 0:
@@ -238,6 +248,24 @@ class InpaintingModule(L.LightningModule):
             f"loss became NaN/Inf at step {int(self._bad_step)} in term(s) {', '.join(bad)}; "
             "lower the learning rate or the loss weights, try 32-bit precision, or resume from "
             "an earlier checkpoint"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save non-finite weights: one device sync per save, none per step."""
+        params = [p.detach() for p in self.net.parameters()]
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+        if self._bad_step is not None:
+            finite = finite & (self._bad_step.to(finite.device) < 0)
+        if bool(finite):
+            return
+        callback = self.trainer.checkpoint_callback
+        folder = getattr(callback, "dirpath", None)
+        good = newest_checkpoint(sorted(Path(folder).glob("*.ckpt"))) if folder else None
+        advice = f"resume from {good}" if good else "start again"
+        raise NonFiniteLossError(
+            f"the network weights are NaN/Inf at step {self.global_step}"
+            f"{self.non_finite_loss_note()}; no checkpoint written: {advice} with a lower "
+            "learning rate or loss weights, or 32-bit precision"
         )
 
     def on_train_epoch_end(self) -> None:

@@ -24,6 +24,7 @@ import socket
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -33,6 +34,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import WandbLogger
 
 import pconv
+from pconv import preflight
 from pconv.callbacks import (
     FinetuneSwitch,
     InterruptCheckpoint,
@@ -43,7 +45,7 @@ from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.module import InpaintingModule, NonFiniteLossError
-from pconv.weights import CheckpointError
+from pconv.weights import CheckpointError, newest_checkpoint
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
 #: Seconds to wait for the W&B server before going offline instead.
@@ -93,8 +95,74 @@ class LoggedConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+#: ``--ckpt_path`` values that name no file.
+_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+#: Characters of a parser error kept in its one line (Union errors list every subtype).
+_MAX_ERROR_CHARS = 400
+
+
+class OneLineParser(LightningArgumentParser):
+    """Reports a bad key or value in one line (``pconv: ...``, exit 2), with no usage text."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        line = " ".join(message.split())
+        if len(line) > _MAX_ERROR_CHARS:
+            line = line[:_MAX_ERROR_CHARS] + " ..."
+        print(f"pconv: {line}; see `pconv <subcommand> --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of a nested dict."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    leaves = {}
+    for key, value in config.items():
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
+    return leaves
+
+
 class PConvCLI(LightningCLI):
-    """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting."""
+    """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
+    every config check before anything is created (:mod:`pconv.preflight`)."""
+
+    def _parse_ckpt_path(self) -> None:
+        """Read ``--ckpt_path`` once, check it (a readable checkpoint of the configured
+        architecture), and take the model's hyper-parameters from it as LightningCLI does,
+        saying in one line which of the user's values it overrides."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        path = config.get("ckpt_path")
+        if not path or path in _CKPT_KEYWORDS:
+            return
+        checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        before = _leaves(config.model.as_dict())
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        after = _leaves(self.config[subcommand].model.as_dict())
+        differ = [
+            f"{key}={before[key]!r} -> {after[key]!r}"
+            for key in sorted(before.keys() & after.keys())
+            if before[key] != after[key]
+        ]
+        if differ:
+            print(
+                f"pconv: --ckpt_path {path} resumes with the checkpoint's model values, not the "
+                f"config's: model.{', model.'.join(differ)}; to train with other values, start a "
+                "new run from its weights with --model.init_from",
+                file=sys.stderr,
+            )
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand is not None:
+            preflight.check_config(self.config[self.subcommand], self.subcommand)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -124,7 +192,28 @@ class PConvCLI(LightningCLI):
                         file=sys.stderr,
                     )
 
+    def _resolve_last(self) -> None:
+        """``--ckpt_path last``: the checkpoint with the highest global step among the
+        ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
+        the newest file), checked against the configured architecture."""
+        trainer = self.trainer
+        candidates = set()
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                candidates |= callback._find_last_checkpoints(trainer)
+        folders = {str(Path(path).parent) for path in candidates}
+        for callback in trainer.callbacks:
+            if isinstance(callback, InterruptCheckpoint):
+                folders |= {callback.dirpath} if callback.dirpath else set()
+                candidates |= {str(Path(f, callback.filename + ".ckpt")) for f in folders}
+        path = newest_checkpoint(sorted(candidates))
+        self.config_init.fit.ckpt_path = path
+        if path is not None:
+            preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+
     def before_fit(self) -> None:
+        if self.config_init.fit.get("ckpt_path") == "last":
+            self._resolve_last()
         config = self.config.fit
         if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
             raise CheckpointError(
@@ -152,6 +241,7 @@ BAD_INPUT_ERRORS = (
     WeightsUnavailableError,
     DataSourceError,
     MisconfigurationException,  # Lightning's word on an inconsistent config
+    preflight.PreflightError,
 )
 
 
@@ -186,6 +276,7 @@ def run(args: list[str] | None = None) -> None:
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_callback=LoggedConfigCallback,
             save_config_kwargs={"overwrite": True},
+            parser_class=OneLineParser,
             # Optimizers come from model.optimizer: configure_optimizers builds the groups.
             auto_configure_optimizers=False,
             # The console scripts pass sys.argv[1:] on; LightningCLI warns when given both.

@@ -85,3 +85,47 @@ def load_network(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") 
         net = parser.instantiate(parser.parse_object({"net": spec})).net
     load_net_weights(net, checkpoint, checkpoint_path)
     return net.eval()
+
+
+#: The ``PConvUNet`` arguments that fix the shapes of its weights.
+ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels")
+
+
+def check_architecture(checkpoint: dict[str, Any], net: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` when ``checkpoint``'s network (its ``net``
+    hyper-parameter) differs from ``net`` (a ``{class_path, init_args}`` config, a mapping or
+    a namespace) in any of :data:`ARCHITECTURE_KEYS`; a side without a value is not
+    compared."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
+    saved_args = saved.get("init_args") or {}
+    args = (net.get("init_args") if net is not None else None) or {}
+    differ = [
+        f"{key}={args.get(key)} (checkpoint: {saved_args.get(key)})"
+        for key in ARCHITECTURE_KEYS
+        if args.get(key) is not None
+        and saved_args.get(key) is not None
+        and args.get(key) != saved_args.get(key)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"checkpoint {path} holds another network than the config: model.net "
+            f"{', '.join(differ)}; set model.net.init_args to the checkpoint's values or "
+            "use a checkpoint of this architecture"
+        )
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The global step a Lightning checkpoint holds (-1 when unreadable); memory-mapped, so
+    the weights are not read."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception:  # an unreadable file holds no progress worth keeping
+        return -1
+
+
+def newest_checkpoint(paths: list[str | os.PathLike]) -> str | None:
+    """Of ``paths``, the checkpoint holding the highest global step (None if none does)."""
+    steps = {str(path): checkpoint_step(path) for path in paths if Path(path).is_file()}
+    steps = {path: step for path, step in steps.items() if step >= 0}
+    return max(steps, key=steps.get) if steps else None

@@ -118,7 +118,6 @@ def test_fit_logs_bucketed_metrics_offline_and_checkpoints(trained):
         "train/loss/total",
         "train/loss/style_comp",
         "train/weighted/hole",
-        "train/lr",
         "train/finetune",
         "lr-Adam/net",
         "lr-Adam/encoder_bn",

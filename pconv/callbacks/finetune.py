@@ -83,7 +83,8 @@ class FinetuneSwitch(L.Callback):
                 for name in _SCHEDULER_LR_LISTS:
                     lrs = getattr(config.scheduler, name, None)
                     if isinstance(lrs, list):
-                        setattr(config.scheduler, name, [lr * f for lr, f in zip(lrs, scale, strict=True)])
+                        scaled = [lr * f for lr, f in zip(lrs, scale, strict=True)]
+                        setattr(config.scheduler, name, scaled)
         self.switched_at_step = trainer.global_step
         for logger in trainer.loggers:
             logger.log_metrics({"train/finetune": 1.0}, step=trainer.global_step)
