@@ -39,6 +39,7 @@ from pconv.callbacks import (
     FinetuneSwitch,
     InterruptCheckpoint,
     PredictionWriter,
+    SkipReport,
     ValidationImageGrid,
 )
 from pconv.data.datamodule import InpaintingDataModule
@@ -179,6 +180,7 @@ class PConvCLI(LightningCLI):
         parser.add_lightning_class_args(FinetuneSwitch, "finetune")
         parser.add_lightning_class_args(ValidationImageGrid, "image_grid")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.add_lightning_class_args(SkipReport, "skip_report")
 
     def _report_wandb(self) -> None:
         for logger in self.trainer.loggers:
