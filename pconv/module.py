@@ -46,6 +46,21 @@ DEFAULT_NAN_CHECK_EVERY = 50
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every int/float subclass (range types) made a plain int/float."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else value
+    if isinstance(value, bool) or type(value) in (int, float):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf."""
 
@@ -251,7 +266,13 @@ class InpaintingModule(L.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to save non-finite weights: one device sync per save, none per step."""
+        """Refuse to save non-finite weights: one device sync per save, none per step.
+
+        Hyper-parameters are saved as plain numbers: the config's range types
+        (jsonargparse's ``PositiveInt``...) would stop ``torch.load(weights_only=True)``."""
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = _plain(checkpoint[key])
         params = [p.detach() for p in self.net.parameters()]
         finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
         if self._bad_step is not None:

@@ -85,9 +85,40 @@ def configure_wandb_mode() -> None:
         print(f"pconv: {reason}; W&B runs offline", file=sys.stderr)
 
 
+def run_dir(trainer) -> Path:
+    """The folder of this run: ``<save_dir>/<name>/<version>`` of the first logger (where
+    ModelCheckpoint puts ``checkpoints/``), or ``default_root_dir`` without a logger."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    version = logger.version
+    version = version if isinstance(version, str) else f"version_{version}"
+    return Path(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+
+
 class LoggedConfigCallback(SaveConfigCallback):
-    """Writes ``config.yaml`` to the log directory (overwriting: W&B runs share one) and
-    logs the whole config, with the pconv version, to the logger (W&B run config)."""
+    """Writes the resolved config into the run's own folder (:func:`run_dir`):
+    ``config.yaml`` for ``fit``, ``<stage>-config.yaml`` for the others, never over an
+    existing file (a resumed run adds ``-1``, ``-2``...), and logs it with the pconv version
+    to the loggers (W&B run config)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = run_dir(trainer)
+            name = self.config_filename if stage == "fit" else f"{stage}-{self.config_filename}"
+            path, n = folder / name, 0
+            while path.exists():
+                n += 1
+                path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_text(self.parser.dump(self.config, skip_none=False))
+            partial.replace(path)  # atomic: a reader never sees half a config
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -277,7 +308,6 @@ def run(args: list[str] | None = None) -> None:
             InpaintingDataModule,
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_callback=LoggedConfigCallback,
-            save_config_kwargs={"overwrite": True},
             parser_class=OneLineParser,
             # Optimizers come from model.optimizer: configure_optimizers builds the groups.
             auto_configure_optimizers=False,
