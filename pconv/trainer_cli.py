@@ -302,6 +302,9 @@ def run(args: list[str] | None = None) -> None:
     # notices about looking, and about finding none in a fresh run, are noise.
     warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model")
     warnings.filterwarnings("ignore", message=r".*but there is no last checkpoint available")
+    # The training loader resumes at the checkpoint's step (EpochSampler) without the
+    # loader state Lightning looks for.
+    warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
     try:
         PConvCLI(
             InpaintingModule,

@@ -54,7 +54,8 @@ class FinetuneSwitch(L.Callback):
     ) -> None:
         if lr < 0:
             raise ValueError(f"FinetuneSwitch: lr must be >= 0, got {lr}")
-        self.at_step, self.at_epoch, self.lr = at_step, at_epoch, lr
+        # Plain numbers: the lr goes into optimizer state, which must stay weights-only loadable.
+        self.at_step, self.at_epoch, self.lr = at_step, at_epoch, float(lr)
         self.switched_at_step: int | None = None
 
     @property
