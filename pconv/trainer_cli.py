@@ -107,6 +107,7 @@ class LoggedConfigCallback(SaveConfigCallback):
             return
         if trainer.is_global_zero:
             folder = run_dir(trainer)
+            stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn enum
             name = self.config_filename if stage == "fit" else f"{stage}-{self.config_filename}"
             path, n = folder / name, 0
             while path.exists():
