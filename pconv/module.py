@@ -12,10 +12,12 @@ the network and loss are recorded as ``{class_path, init_args}`` too. Either way
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
 from rich.console import Console
@@ -30,18 +32,33 @@ from pconv.metrics import (
     results_table,
 )
 from pconv.nn.unet import PConvUNet
-from pconv.weights import load_weights_into, net_config
+from pconv.weights import load_weights_into, net_config, newest_checkpoint
 
 #: The paper's learning rate for the initial phase (Adam).
 DEFAULT_LR = 2e-4
 #: Name of the optimizer parameter group of the encoder's BatchNorm parameters; the
-#: fine-tune switch freezes them by setting this group's lr to 0.
+#: fine-tune switch (pconv.callbacks.finetune) freezes them by giving this group lr 0.
 ENCODER_BN_GROUP = "encoder_bn"
 NET_GROUP = "net"
 #: Steps between host-side checks of the device-side non-finite-loss record (each check is a
 #: device sync; the record keeps the exact first bad step and term in between).
 DEFAULT_NAN_CHECK_EVERY = 50
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every int/float subclass (range types) made a plain int/float."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else value
+    if isinstance(value, bool) or type(value) in (int, float):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -103,7 +120,7 @@ class InpaintingModule(L.LightningModule):
         init_from: str | None = None,
         channels_last: bool = False,
         compile: bool = False,
-        nan_check_every: int = DEFAULT_NAN_CHECK_EVERY,
+        nan_check_every: PositiveInt = DEFAULT_NAN_CHECK_EVERY,
     ) -> None:
         super().__init__()
         if nan_check_every < 1:
@@ -131,7 +148,6 @@ class InpaintingModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         self.val_metrics = BucketedInpaintingMetrics()
         self.test_metrics = BucketedInpaintingMetrics()
-        self.encoder_bn_frozen = False
         self._bad_step: torch.Tensor | None = None
         self._bad_terms: torch.Tensor | None = None
 
@@ -145,23 +161,6 @@ class InpaintingModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile()
-
-    def freeze_encoder_bn(self) -> None:
-        """Put every encoder BatchNorm in eval mode for good (running statistics frozen).
-
-        Their affine parameters are frozen by the optimizer group ``encoder_bn`` (lr 0), see
-        :class:`pconv.callbacks.finetune.FinetuneSwitch`.
-        """
-        self.encoder_bn_frozen = True
-        for bn in encoder_batch_norms(self.net):
-            bn.eval()
-
-    def train(self, mode: bool = True) -> InpaintingModule:
-        super().train(mode)
-        if self.encoder_bn_frozen:
-            for bn in encoder_batch_norms(self.net):
-                bn.eval()
-        return self
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.init_from:
@@ -221,8 +220,9 @@ class InpaintingModule(L.LightningModule):
             self.log(f"train/weighted/{name}", self.loss.weights[name] * terms[name], batch_size=n)
         # Not on the progress bar: Lightning turns progress-bar values into Python numbers after
         # every step, a device sync per step whatever the bar's refresh rate.
+        # The lrs are LearningRateMonitor's: logging a Python float here would copy it to the
+        # device every step.
         self.log("train/loss/total", terms["total"], batch_size=n)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=n)
         return terms["total"]
 
     def _record_non_finite(self, terms: dict[str, torch.Tensor]) -> None:
@@ -240,6 +240,14 @@ class InpaintingModule(L.LightningModule):
         if (self.global_step + 1) % self.nan_check_every == 0:
             self.check_finite()
 
+    def non_finite_loss_note(self) -> str:
+        """`` (loss first NaN/Inf at step S in term(s) ...)`` or "" (a device sync)."""
+        if self._bad_step is None or int(self._bad_step) < 0:
+            return ""
+        names = (*TERMS, "total")
+        bad = [name for name, flag in zip(names, self._bad_terms.tolist(), strict=True) if flag]
+        return f" (loss first NaN/Inf at step {int(self._bad_step)} in {', '.join(bad)})"
+
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLossError` if a step since the start had a NaN/Inf loss."""
         if self._bad_step is None or int(self._bad_step) < 0:
@@ -250,6 +258,30 @@ class InpaintingModule(L.LightningModule):
             f"loss became NaN/Inf at step {int(self._bad_step)} in term(s) {', '.join(bad)}; "
             "lower the learning rate or the loss weights, try 32-bit precision, or resume from "
             "an earlier checkpoint"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save non-finite weights: one device sync per save, none per step.
+
+        Hyper-parameters are saved as plain numbers: the config's range types
+        (jsonargparse's ``PositiveInt``...) would stop ``torch.load(weights_only=True)``."""
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = _plain(checkpoint[key])
+        params = [p.detach() for p in self.net.parameters()]
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+        if self._bad_step is not None:
+            finite = finite & (self._bad_step.to(finite.device) < 0)
+        if bool(finite):
+            return
+        callback = self.trainer.checkpoint_callback
+        folder = getattr(callback, "dirpath", None)
+        good = newest_checkpoint(sorted(Path(folder).glob("*.ckpt"))) if folder else None
+        advice = f"resume from {good}" if good else "start again"
+        raise NonFiniteLossError(
+            f"the network weights are NaN/Inf at step {self.global_step}"
+            f"{self.non_finite_loss_note()}; no checkpoint written: {advice} with a lower "
+            "learning rate or loss weights, or 32-bit precision"
         )
 
     def on_train_epoch_end(self) -> None:

@@ -24,6 +24,9 @@ WARNINGS = (
     # notices about looking, and about finding none in a fresh run, are noise.
     (r".*ckpt_path=None\)` was called without a model", "resume search"),
     (r".*but there is no last checkpoint available", "resume search in a fresh run"),
+    # The training loader resumes at the checkpoint's step (EpochSampler) without the
+    # loader state Lightning looks for.
+    (r".*your dataloader is not resumable", "EpochSampler resumes by the step count"),
 )
 #: Start of INFO lines Lightning logs: a product tip, and a note that pconv's own model
 #: summary (without FLOPs) replaces Lightning's default one.

@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -32,10 +33,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import WandbLogger
 
 import pconv
+from pconv import preflight
 from pconv.callbacks import (
     FinetuneSwitch,
     InterruptCheckpoint,
     PredictionWriter,
+    SkipReport,
     ValidationImageGrid,
 )
 from pconv.callbacks.console import ModelSummary, ProgressBar
@@ -44,7 +47,7 @@ from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.module import InpaintingModule, NonFiniteLossError
 from pconv.notices import quiet_library_notices, quiet_wandb
-from pconv.weights import CheckpointError
+from pconv.weights import CheckpointError, newest_checkpoint
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
 #: Seconds to wait for the W&B server before going offline instead.
@@ -83,9 +86,41 @@ def configure_wandb_mode() -> None:
         print(f"pconv: {reason}; W&B runs offline", file=sys.stderr)
 
 
+def run_dir(trainer) -> Path:
+    """The folder of this run: ``<save_dir>/<name>/<version>`` of the first logger (where
+    ModelCheckpoint puts ``checkpoints/``), or ``default_root_dir`` without a logger."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    version = logger.version
+    version = version if isinstance(version, str) else f"version_{version}"
+    return Path(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+
+
 class LoggedConfigCallback(SaveConfigCallback):
-    """Writes ``config.yaml`` to the log directory (overwriting: W&B runs share one) and
-    logs the whole config, with the pconv version, to the logger (W&B run config)."""
+    """Writes the resolved config into the run's own folder (:func:`run_dir`):
+    ``config.yaml`` for ``fit``, ``<stage>-config.yaml`` for the others, never over an
+    existing file (a resumed run adds ``-1``, ``-2``...), and logs it with the pconv version
+    to the loggers (W&B run config)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = run_dir(trainer)
+            stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn enum
+            name = self.config_filename if stage == "fit" else f"{stage}-{self.config_filename}"
+            path, n = folder / name, 0
+            while path.exists():
+                n += 1
+                path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_text(self.parser.dump(self.config, skip_none=False))
+            partial.replace(path)  # atomic: a reader never sees half a config
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -94,8 +129,70 @@ class LoggedConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+#: ``--ckpt_path`` values that name no file.
+_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+#: Characters of a parser error kept in its one line (Union errors list every subtype).
+_MAX_ERROR_CHARS = 400
+
+
+class OneLineParser(LightningArgumentParser):
+    """Reports a bad key or value in one line (``pconv: ...``, exit 2), with no usage text."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        line = " ".join(message.split())
+        if len(line) > _MAX_ERROR_CHARS:
+            line = line[:_MAX_ERROR_CHARS] + " ..."
+        print(f"pconv: {line}; see `pconv <subcommand> --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of a nested dict."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    leaves = {}
+    for key, value in config.items():
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
+    return leaves
+
+
 class PConvCLI(LightningCLI):
-    """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting."""
+    """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
+    every config check before anything is created (:mod:`pconv.preflight`)."""
+
+    def _parse_ckpt_path(self) -> None:
+        """Read ``--ckpt_path`` once, check it (a readable checkpoint of the configured
+        architecture), and take the model's hyper-parameters from it as LightningCLI does,
+        saying in one line which of the user's values it overrides."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        path = config.get("ckpt_path")
+        if not path or path in _CKPT_KEYWORDS:
+            return
+        checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        before = _leaves(config.model.as_dict())
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        after = _leaves(self.config[subcommand].model.as_dict())
+        differ = [
+            f"{key}={before[key]!r} -> {after[key]!r}"
+            for key in sorted(before.keys() & after.keys())
+            if before[key] != after[key]
+        ]
+        if differ:
+            print(
+                f"pconv: --ckpt_path {path} resumes with the checkpoint's model values, not the "
+                f"config's: model.{', model.'.join(differ)}; to train with other values, start a "
+                "new run from its weights with --model.init_from",
+                file=sys.stderr,
+            )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -114,6 +211,7 @@ class PConvCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.add_lightning_class_args(ModelSummary, "model_summary")
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.add_lightning_class_args(SkipReport, "skip_report")
 
     def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -123,9 +221,13 @@ class PConvCLI(LightningCLI):
         return parser
 
     def before_instantiate_classes(self) -> None:
+        if self.subcommand is None:
+            return
+        # Every check before the logger, a checkpoint or a worker exists.
+        config = self.config[self.subcommand]
+        preflight.check_config(config, self.subcommand)
         # After parsing, so --help and --print_config say nothing about W&B.
-        logger = self.config[self.subcommand].trainer.logger
-        if "WandbLogger" in str(logger):
+        if "WandbLogger" in str(config.trainer.logger):
             configure_wandb_mode()
             quiet_wandb()
 
@@ -141,7 +243,28 @@ class PConvCLI(LightningCLI):
                         file=sys.stderr,
                     )
 
+    def _resolve_last(self) -> None:
+        """``--ckpt_path last``: the checkpoint with the highest global step among the
+        ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
+        the newest file), checked against the configured architecture."""
+        trainer = self.trainer
+        candidates = set()
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                candidates |= callback._find_last_checkpoints(trainer)
+        folders = {str(Path(path).parent) for path in candidates}
+        for callback in trainer.callbacks:
+            if isinstance(callback, InterruptCheckpoint):
+                folders |= {callback.dirpath} if callback.dirpath else set()
+                candidates |= {str(Path(f, callback.filename + ".ckpt")) for f in folders}
+        path = newest_checkpoint(sorted(candidates))
+        self.config_init.fit.ckpt_path = path
+        if path is not None:
+            preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+
     def before_fit(self) -> None:
+        if self.config_init.fit.get("ckpt_path") == "last":
+            self._resolve_last()
         config = self.config.fit
         if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
             raise CheckpointError(
@@ -169,6 +292,7 @@ BAD_INPUT_ERRORS = (
     WeightsUnavailableError,
     DataSourceError,
     MisconfigurationException,  # Lightning's word on an inconsistent config
+    preflight.PreflightError,
 )
 
 
@@ -194,7 +318,7 @@ def run(args: list[str] | None = None) -> None:
             InpaintingDataModule,
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_callback=LoggedConfigCallback,
-            save_config_kwargs={"overwrite": True},
+            parser_class=OneLineParser,
             # Optimizers come from model.optimizer: configure_optimizers builds the groups.
             auto_configure_optimizers=False,
             # The console scripts pass sys.argv[1:] on; LightningCLI warns when given both.

@@ -421,6 +421,15 @@ def resolve(spec: str | os.PathLike, bare_repo_ids: bool = False) -> Path:
     return path
 
 
+def read_architecture(spec: str | os.PathLike) -> dict | None:
+    """The ``net`` record (``{class_path, init_args}``, None when absent) of a weights spec,
+    fetched and checked to be readable, without building the network."""
+    path = resolve(spec)
+    if path.suffix == ".safetensors":
+        return _safetensors_architecture(path)
+    return read_checkpoint(path).get("hyper_parameters", {}).get("net")
+
+
 def _architecture_and_state(path: Path, map_location: Any) -> tuple[dict | None, dict]:
     """(``net`` record or None, network state dict) of a local weights file."""
     if path.suffix == ".safetensors":
@@ -449,6 +458,51 @@ def load_weights_into(net: nn.Module, spec: str | os.PathLike) -> None:
     start the fine-tuning phase from a shared model."""
     path = resolve(spec)
     _load_state(net, _architecture_and_state(path, "cpu")[1], path)
+
+
+#: The ``PConvUNet`` arguments that fix the shapes of its weights.
+ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels")
+
+
+def check_architecture(saved: dict | None, net: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` when the ``net`` record of a weights file (its
+    ``{class_path, init_args}``; None when it holds none) differs from ``net`` (the configured
+    ``{class_path, init_args}``, a mapping or a namespace) in any of
+    :data:`ARCHITECTURE_KEYS`; a side without a value is not compared."""
+    saved_args = (saved or {}).get("init_args") or {}
+    args = (net.get("init_args") if net is not None else None) or {}
+    differ = [
+        f"{key}={args.get(key)} (checkpoint: {saved_args.get(key)})"
+        for key in ARCHITECTURE_KEYS
+        if args.get(key) is not None
+        and saved_args.get(key) is not None
+        and args.get(key) != saved_args.get(key)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"checkpoint {path} holds another network than the config: model.net "
+            f"{', '.join(differ)}; set model.net.init_args to the checkpoint's values or "
+            "use a checkpoint of this architecture"
+        )
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The global step a Lightning checkpoint holds (-1 when unreadable); memory-mapped, so
+    the weights are not read."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception:  # an unreadable file holds no progress worth keeping
+        return -1
+
+
+def newest_checkpoint(paths: list[str | os.PathLike]) -> str | None:
+    """Of ``paths``, the checkpoint holding the highest global step (None if none does)."""
+    steps = {str(path): checkpoint_step(path) for path in paths if Path(path).is_file()}
+    steps = {path: step for path, step in steps.items() if step >= 0}
+    return max(steps, key=steps.get) if steps else None
 
 
 # ---------------------------------------------------------------------------- `pconv weights`

@@ -88,16 +88,6 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
         cpu_trainer(tmp_path, 8).fit(module, batches(8, nan_at=3))
 
 
-def test_frozen_encoder_bn_stays_in_eval_mode_through_train():
-    module = tiny_module()
-    module.freeze_encoder_bn()
-    module.train()
-    encoder_bns = [b.bn for b in module.net.encoder if isinstance(b.bn, torch.nn.BatchNorm2d)]
-    assert len(encoder_bns) == LEVELS - 1
-    assert all(not bn.training for bn in encoder_bns)
-    assert all(block.bn.training for block in module.net.decoder[:-1])
-
-
 def test_predict_keeps_valid_pixels_and_passes_index():
     module = tiny_module().eval()
     batch = next(iter(batches(1)))

@@ -72,6 +72,12 @@ def overlay(tmp: Path) -> Path:
     return path
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def csv_keys(tmp: Path, version: int) -> set[str]:
     with open(tmp / "csv" / f"version_{version}" / "metrics.csv") as file:
         return set(next(csv.reader(file)))
@@ -118,7 +124,6 @@ def test_fit_logs_bucketed_metrics_offline_and_checkpoints(trained):
         "train/loss/total",
         "train/loss/style_comp",
         "train/weighted/hole",
-        "train/lr",
         "train/finetune",
         "lr-Adam/net",
         "lr-Adam/encoder_bn",
@@ -145,7 +150,14 @@ def test_test_then_predict_from_checkpoint(trained):
         assert torch.equal(net.state_dict()[key], value), key
 
     common = ["--config", "configs/demo.yaml", "--config", str(config), "--ckpt_path", last]
+    (fit_config,) = tmp.glob("pconv-test/*/config.yaml")  # in the fit's own run folder
+    assert fit_config.parent == Path(last).parent.parent
+    fit_bytes = fit_config.read_bytes()
     result = run_cli("pconv", "test", *common, home=tmp)
+    assert fit_config.read_bytes() == fit_bytes  # never overwritten by another stage
+    (test_config,) = tmp.glob("pconv-test/*/test-config.yaml")
+    assert test_config.parent != fit_config.parent
+    assert oct(fit_config.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     assert "test metrics" in result.stdout and "0.1-0.2" in result.stdout
     assert {"test/psnr", "test/ssim/bucket_0.2-0.3", "test/l1"} <= csv_keys(tmp, 1)
 

@@ -1,9 +1,16 @@
 """Training callbacks: fine-tune switch, validation image grids, prediction PNGs, Ctrl-C
-checkpoint."""
+checkpoint, unreadable-file report."""
 
 from pconv.callbacks.finetune import FinetuneSwitch
 from pconv.callbacks.image_grid import ValidationImageGrid
 from pconv.callbacks.interrupt import InterruptCheckpoint
 from pconv.callbacks.prediction_writer import PredictionWriter
+from pconv.callbacks.skip_report import SkipReport
 
-__all__ = ["FinetuneSwitch", "InterruptCheckpoint", "PredictionWriter", "ValidationImageGrid"]
+__all__ = [
+    "FinetuneSwitch",
+    "InterruptCheckpoint",
+    "PredictionWriter",
+    "SkipReport",
+    "ValidationImageGrid",
+]

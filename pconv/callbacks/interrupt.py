@@ -1,12 +1,15 @@
-"""A resumable checkpoint when training stops on an exception or Ctrl-C."""
+"""A resumable checkpoint when training stops on an exception, Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from pconv.module import NonFiniteLossError
+from pconv.weights import checkpoint_step
 
 
 class InterruptCheckpoint(OnExceptionCheckpoint):
@@ -17,15 +20,20 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     Set it (and ``checkpoint.dirpath``) explicitly for ``--ckpt_path last`` to consider this
     file too (the newest of it and ``last.ckpt`` wins), e.g. for requeued cluster jobs.
 
-    It saves nothing when the loss became NaN/Inf: those weights are useless, and the last
-    regular checkpoint is the one to resume from. It removes its file after a run that ends
-    normally.
+    It saves only progress: optimizer steps taken since this run started or last saved a
+    checkpoint. A failed start, or a stop right after a save, writes and advertises nothing,
+    and an existing file holding as many steps or more is never replaced. It saves nothing
+    when the loss became NaN/Inf: those weights are useless, and the last regular checkpoint
+    is the one to resume from. It removes its file after a run that ends normally.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
         # The parent requires a directory; ours is resolved once the trainer knows it.
         super().__init__(dirpath or "", filename)
         self.dirpath = dirpath
+        #: The step of the newest checkpoint of this run (its start step at first); None
+        #: until training starts.
+        self.saved_step: int | None = None
 
     @property
     def ckpt_path(self) -> str:
@@ -39,11 +47,20 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
 
     def on_train_start(self, trainer: L.Trainer, *_) -> None:
         self._resolve(trainer)
+        self.saved_step = trainer.global_step
+
+    def on_save_checkpoint(self, trainer: L.Trainer, *_) -> None:
+        self.saved_step = trainer.global_step
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
         if isinstance(error, NonFiniteLossError):
             return
+        if self.saved_step is None or trainer.global_step <= self.saved_step:
+            return  # no progress to save
         self._resolve(trainer)
+        existing = Path(self.ckpt_path)
+        if existing.is_file() and checkpoint_step(existing) >= trainer.global_step:
+            return
         super().on_exception(trainer, module, error)
         rank_zero_info(
             f"Saved {self.ckpt_path} at step {trainer.global_step}; resume with "

@@ -8,16 +8,18 @@ fixed evaluation set.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from pconv.data.buckets import NUM_BUCKETS
-from pconv.data.datasets import EvalDataset, EvalMaskFn, MaskFn, TrainDataset
+from pconv.data.datasets import EpochSampler, EvalDataset, EvalMaskFn, MaskFn, TrainDataset
 from pconv.data.images import SOURCE_KINDS, DataSourceError, open_image_source
 from pconv.data.mask_files import MaskFileSource
 from pconv.data.masks import NUM_BORDER_SPLITS, GeneratedEvalMasks, make_mask_generator
@@ -61,6 +63,10 @@ class InpaintingDataModule(L.LightningDataModule):
             spread evenly over the whole source (so every class of an ImageFolder is used);
             a source too small for that is shared, with one line saying so.
         train_crop_scale: area range of the random training crop.
+        seed: seed of the training samples' order, crops and masks (default: the run's
+            ``seed_everything``). Every training draw is a pure function of (seed, epoch,
+            index, rank) and the loader resumes at the checkpoint's step, so an interrupted
+            and resumed run trains on exactly the batches of a straight one.
     """
 
     def __init__(
@@ -69,20 +75,21 @@ class InpaintingDataModule(L.LightningDataModule):
         root: str | None = None,
         train_split: str = "train",
         val_split: str = "val",
-        image_size: int = 256,
+        image_size: PositiveInt = 256,
         mask_preset: str = "paper",
         mask_dir: str | None = None,
         eval_mask_dir: str | None = None,
         eval_mask_hole_value: Literal[0, 255] = 0,
-        batch_size: int = 6,
-        num_workers: int = 4,
-        val_masks_per_bucket: int = 2,
+        batch_size: PositiveInt = 6,
+        num_workers: NonNegativeInt = 4,
+        val_masks_per_bucket: PositiveInt = 2,
         eval_seed: int = 0,
         pin_memory: bool = True,
-        train_samples_per_epoch: int | None = None,
+        train_samples_per_epoch: PositiveInt | None = None,
         val_root: str | None = None,
         test_split: str | None = None,
         train_crop_scale: tuple[float, float] = TRAIN_CROP_SCALE,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCE_KINDS:
@@ -118,6 +125,21 @@ class InpaintingDataModule(L.LightningDataModule):
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0
+
+    @property
+    def seed(self) -> int:
+        """``seed``, else the seed ``seed_everything`` set, else 0."""
+        if self.hparams.seed is not None:
+            return self.hparams.seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def _batches_done(self) -> int:
+        """Training batches this rank has consumed since the start of training (restored
+        from the checkpoint's step count on resume)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.global_step * trainer.accumulate_grad_batches
 
     def _mask_fn(self) -> MaskFn:
         if self.hparams.mask_dir:
@@ -162,7 +184,13 @@ class InpaintingDataModule(L.LightningDataModule):
                 from pconv.data.shards import streaming_train_dataset
 
                 self.train_set = streaming_train_dataset(
-                    hp.root, hp.train_split, transform, self._mask_fn(), hp.image_size, self._rank()
+                    hp.root,
+                    hp.train_split,
+                    transform,
+                    self._mask_fn(),
+                    hp.image_size,
+                    self._rank(),
+                    self.seed,
                 )
             else:
                 self.train_set = TrainDataset(
@@ -172,6 +200,7 @@ class InpaintingDataModule(L.LightningDataModule):
                     hp.image_size,
                     hp.train_samples_per_epoch,
                     self._rank(),
+                    self.seed,
                 )
         if stage in ("fit", "validate", None):
             self.val_set = self._eval_set(hp.val_split, 0)
@@ -190,16 +219,24 @@ class InpaintingDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.hparams.source == "shards":
-            from litdata import StreamingDataLoader
+            from pconv.data.shards import ResumableStreamingLoader
 
             # Lightning saves this loader's state in checkpoints, so a resumed run continues
             # the epoch where it stopped.
-            return StreamingDataLoader(self.train_set, **self._loader_kwargs())
-        # Dropping a ragged last batch keeps BatchNorm away from batches of one.
-        drop_last = len(self.train_set) >= self.hparams.batch_size
-        return DataLoader(
-            self.train_set, shuffle=True, drop_last=drop_last, **self._loader_kwargs()
+            return ResumableStreamingLoader(
+                self.train_set, self._batches_done, **self._loader_kwargs()
+            )
+        # The sampler drops a ragged last batch: it keeps BatchNorm away from batches of one.
+        kwargs = (self.trainer and self.trainer.distributed_sampler_kwargs) or {}
+        sampler = EpochSampler(
+            len(self.train_set),
+            self.hparams.batch_size,
+            self.seed,
+            self._batches_done,
+            num_replicas=kwargs.get("num_replicas", 1),
+            rank=kwargs.get("rank", 0),
         )
+        return DataLoader(self.train_set, sampler=sampler, **self._loader_kwargs())
 
     def _eval_loader(self, dataset: EvalDataset) -> DataLoader:
         # Under DDP Lightning would shard evaluation sets with a DistributedSampler, which pads

@@ -2,21 +2,26 @@
 
 A sample is a dict (DESIGN.md): ``image`` 3×H×W float32 [0, 1] RGB, ``mask`` 1×H×W float32
 {0, 1} (1 valid, 0 hole), ``hole_ratio`` float32 scalar, ``bucket`` int64 scalar (-1 out of
-range), ``border`` bool scalar (a hole touches the border); evaluation samples add ``index``.
+range), ``border`` bool scalar (a hole touches the border), ``skipped`` str (the unreadable
+files passed over to make it, one per line; "" almost always); evaluation samples add
+``index``.
+
+Training randomness (crop, flip, mask) is a pure function of (seed, epoch, index, rank):
+:func:`sample_rng`. No generator carries history from one sample to the next, so a resumed
+run, any number of loader workers and every DDP rank draw exactly what a straight run draws.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from pconv.data.buckets import bucket_of
-from pconv.data.images import ImageSource, SkippingReader
+from pconv.data.images import ImageSource, SkippingReader, drain
 from pconv.data.masks import hole_ratio, touches_border
 from pconv.data.transforms import to_tensor
 
@@ -26,8 +31,11 @@ MaskFn = Callable[[np.random.Generator, int, int], np.ndarray]
 _SEED_BOUND = 2**31
 
 
-def make_sample(image: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
-    """The sample dict of an H×W×3 uint8 RGB crop and an H×W uint8 mask (1 valid, 0 hole)."""
+def make_sample(
+    image: np.ndarray, mask: np.ndarray, skipped: list[str] | None = None
+) -> dict[str, torch.Tensor | str]:
+    """The sample dict of an H×W×3 uint8 RGB crop and an H×W uint8 mask (1 valid, 0 hole);
+    ``skipped`` names the unreadable files passed over to make it."""
     ratio = hole_ratio(mask)
     return {
         "image": to_tensor(image),
@@ -35,36 +43,77 @@ def make_sample(image: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
         "hole_ratio": torch.tensor(ratio, dtype=torch.float32),
         "bucket": torch.tensor(bucket_of(ratio), dtype=torch.long),
         "border": torch.tensor(touches_border(mask)),
+        # One string per sample: the default collate makes a list of them.
+        "skipped": "\n".join(skipped or ()),
     }
 
 
-class ProcessRandom:
-    """Random state owned by one process: a numpy Generator plus the transform's seed.
+def sample_rng(seed: int, epoch: int, index: int, rank: int) -> np.random.Generator:
+    """The generator of training sample ``index`` in ``epoch`` on ``rank``: a pure function
+    of its arguments (numpy's SeedSequence mixes them into independent streams)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, index, rank]))
 
-    Created on first use in each process (DataLoader worker, DDP rank) from
-    ``torch.initial_seed()``, which PyTorch makes distinct per worker and derives from the
-    seed Lightning's ``seed_everything(workers=True)`` sets, mixed with the rank so DDP ranks
-    never draw identical masks. A copy inherited through ``fork`` is detected by the pid.
+
+def random_sample(
+    image: np.ndarray, transform: A.Compose, mask_fn: MaskFn, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The random crop of ``image`` and a ``size``×``size`` mask, both drawn from ``rng``."""
+    # albumentations keeps its own random state: reseed it from this sample's generator.
+    transform.set_random_seed(int(rng.integers(_SEED_BOUND)))
+    return transform(image=image)["image"], mask_fn(rng, size, size)
+
+
+class EpochSampler(DistributedSampler):
+    """Training order as sample keys ``epoch * len(dataset) + index``, resumable exactly.
+
+    Each epoch is a permutation drawn from (seed, epoch) alone, split over the ranks like
+    Lightning's DistributedSampler (equal shares, the remainder left out), and cut into
+    ``batch_size`` batches (a ragged last batch is left out unless it is the only one).
+    Iteration starts at batch ``position()``, counted from the start of training: the
+    DataModule passes the trainer's step count, which checkpoints hold, so a resumed run
+    continues the epoch exactly where the checkpoint was taken, with no loader state and
+    no prefetch off-by-one. Being a DistributedSampler, Lightning leaves it in place under
+    DDP.
     """
 
-    def __init__(self, transform: A.Compose | None = None, rank: int = 0) -> None:
-        self.transform = transform
-        self.rank = rank
-        self._pid: int | None = None
-        self._generator: np.random.Generator | None = None
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int,
+        position: Callable[[], int] = lambda: 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        super().__init__(range(length), num_replicas=num_replicas, rank=rank, drop_last=True)
+        self.length = length
+        self.batch_size = batch_size
+        self.seed = seed
+        self.position = position
+        self.share = length // num_replicas
+        self.batches = max(self.share // batch_size, 1)
 
-    def generator(self) -> np.random.Generator:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._generator = np.random.default_rng([torch.initial_seed(), self.rank])
-            if self.transform is not None:
-                # albumentations keeps its own state, identical in every forked worker.
-                self.transform.set_random_seed(int(self._generator.integers(_SEED_BOUND)))
-        return self._generator
+    def __len__(self) -> int:
+        return min(self.share, self.batches * self.batch_size)
+
+    def epoch_keys(self, epoch: int) -> np.ndarray:
+        """This rank's sample keys of ``epoch``, in order."""
+        order = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        indices = order.permutation(self.length)[self.rank : self.share * self.num_replicas]
+        return epoch * self.length + indices[:: self.num_replicas][: len(self)]
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, batch = divmod(self.position(), self.batches)
+        keys = self.epoch_keys(epoch)[batch * self.batch_size :]
+        return iter(keys.tolist())
 
 
 class TrainDataset(Dataset):
-    """Random crops of a source's images with fresh random masks.
+    """Random crops of a source's images with random masks.
+
+    Item ``key`` is image ``key % length`` (cycling through the source) in epoch
+    ``key // length`` (keys from :class:`EpochSampler`; a plain index is epoch 0); its crop,
+    flip and mask come from :func:`sample_rng` of (seed, epoch, index, rank).
 
     Args:
         source: the images.
@@ -72,7 +121,8 @@ class TrainDataset(Dataset):
         mask_fn: makes the masks.
         size: crop side, pixels.
         length: items per epoch; defaults to the number of images, larger repeats them.
-        rank: global rank of this process (seeds the masks).
+        rank: global rank of this process.
+        seed: the run's seed.
     """
 
     def __init__(
@@ -83,21 +133,26 @@ class TrainDataset(Dataset):
         size: int,
         length: int | None = None,
         rank: int = 0,
+        seed: int = 0,
     ) -> None:
         self.reader = SkippingReader(source, min_size=size)
         self.transform = transform
         self.mask_fn = mask_fn
         self.size = size
         self.length = length or len(source)
-        self.random = ProcessRandom(transform, rank)
+        self.rank = rank
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = self.random.generator()
-        image = self.transform(image=self.reader(index))["image"]
-        return make_sample(image, self.mask_fn(rng, self.size, self.size))
+    def __getitem__(self, key: int) -> dict[str, torch.Tensor | str]:
+        epoch, index = divmod(int(key), self.length)
+        rng = sample_rng(self.seed, epoch, index, self.rank)
+        image, mask = random_sample(
+            self.reader(index), self.transform, self.mask_fn, self.size, rng
+        )
+        return make_sample(image, mask, self.reader.drain() + drain(self.mask_fn))
 
 
 #: ``masks(index) -> (mask, bucket, border)``: fixed evaluation mask ``index``, an H×W uint8
@@ -159,8 +214,9 @@ class EvalDataset(Dataset):
             spread_index(i, self.length, count, self.slot, self.slots) for i in range(len(self))
         ]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         position = spread_index(index, self.length, len(self.reader), self.slot, self.slots)
         image = self.transform(image=self.reader(position))["image"]
         mask, _, _ = self.masks(index)
-        return {**make_sample(image, mask), "index": torch.tensor(index, dtype=torch.long)}
+        sample = make_sample(image, mask, self.reader.drain())
+        return {**sample, "index": torch.tensor(index, dtype=torch.long)}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -53,7 +52,7 @@ class UnreadableImageError(OSError):
 
 
 class UnreadableImageWarning(UserWarning):
-    """Issued once per unreadable file that a dataset skips."""
+    """Unreadable files left out (``pconv prepare``) or skipped by a stage."""
 
 
 class DataSourceError(ValueError):
@@ -265,10 +264,11 @@ def open_image_source(kind: str, root: str | None = None, split: str | None = No
 class SkippingReader:
     """Loads images from a source, replacing an unreadable one by the next readable one.
 
-    Each unreadable file is warned about once (:class:`UnreadableImageWarning`, naming it)
-    and recorded in ``skipped`` (name → reason); counts are per process, as every
-    DataLoader worker holds its own reader. More than ``max_consecutive`` unreadable images
-    in a row raise :class:`UnreadableImageError`: that is a broken source, not a stray file.
+    Every file passed over is queued as ``"<path>: <reason>"`` until :meth:`drain` hands the
+    queue to the sample being built, so skips travel with the batches to the main process
+    and are counted over all workers and ranks (:class:`pconv.callbacks.SkipReport`), not
+    warned separately by each reader. More than ``max_consecutive`` unreadable images in a
+    row raise :class:`UnreadableImageError`: that is a broken source, not a stray file.
     """
 
     def __init__(
@@ -280,7 +280,7 @@ class SkippingReader:
         self.source = source
         self.min_size = min_size
         self.max_consecutive = max_consecutive
-        self.skipped: dict[str, str] = {}
+        self.pending: list[str] = []
 
     def __len__(self) -> int:
         return len(self.source)
@@ -293,19 +293,18 @@ class SkippingReader:
             try:
                 return self.source.load(position, self.min_size)
             except UnreadableImageError as error:
-                self._skip(error)
+                self.pending.append(f"{error.path}: {error.reason}")
         raise UnreadableImageError(
             self.source.name(index % len(self.source)),
             f"this and the next {attempts - 1} images of {self.source!r} are unreadable",
         )
 
-    def _skip(self, error: UnreadableImageError) -> None:
-        if error.path in self.skipped:
-            return
-        self.skipped[error.path] = error.reason
-        warnings.warn(
-            f"skipping unreadable image {error.path}: {error.reason} "
-            f"({len(self.skipped)} skipped so far in this process)",
-            UnreadableImageWarning,
-            stacklevel=2,
-        )
+    def drain(self) -> list[str]:
+        """The files skipped since the last call, as ``"<path>: <reason>"``."""
+        pending, self.pending = self.pending, []
+        return pending
+
+
+def drain(reader: object) -> list[str]:
+    """``reader.drain()`` for readers that skip unreadable files, else ``[]``."""
+    return reader.drain() if hasattr(reader, "drain") else []

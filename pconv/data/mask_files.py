@@ -11,13 +11,20 @@ size. Without augmentation a file is just resized (nearest neighbour) to the req
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from pconv.data.images import IMAGE_EXTENSIONS, DataSourceError, scan_images
+from pconv.data.images import (
+    IMAGE_EXTENSIONS,
+    MAX_CONSECUTIVE_SKIPS,
+    DataSourceError,
+    scan_images,
+)
 from pconv.data.masks import VALID
 
 #: Fraction of the full value range above which a pixel is valid (the paper's 0.6).
@@ -34,6 +41,7 @@ CROP_SCALE = (0.5, 1.0)
 MIN_MASK_SIDE = 16
 _UINT8_MAX = 255
 _UINT16_MAX = 65535
+_JPEG_MAGIC = b"\xff\xd8"
 
 
 class MaskFileError(ValueError):
@@ -42,6 +50,10 @@ class MaskFileError(ValueError):
 
 class MaskFileSource:
     """Masks from files: ``src(rng, height, width) -> H×W uint8`` (1 valid, 0 hole).
+
+    An unreadable file (empty, truncated, not an image, inverted...) is passed over for the
+    next one and queued as ``"<path>: <reason>"`` until :meth:`drain`, like unreadable
+    images; more than ``MAX_CONSECUTIVE_SKIPS`` in a row raise :class:`MaskFileError`.
 
     Args:
         root: a folder scanned recursively for image files.
@@ -83,14 +95,29 @@ class MaskFileSource:
         self.max_rotation = max_rotation
         self.max_translation = max_translation
         self.crop_scale = crop_scale
+        self.pending: list[str] = []
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __call__(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A random mask file, augmented if configured, as an H×W uint8 mask."""
-        index = int(rng.integers(len(self.paths)))
-        return self.mask(index, height, width, rng if self.augment else None)
+        start = int(rng.integers(len(self.paths)))
+        for offset in range(min(len(self.paths), MAX_CONSECUTIVE_SKIPS)):
+            index = (start + offset) % len(self.paths)
+            try:
+                return self.mask(index, height, width, rng if self.augment else None)
+            except MaskFileError as error:
+                self.pending.append(str(error))
+        raise MaskFileError(
+            f"mask file {self.paths[start]} and the {offset} after it are unreadable: "
+            "check the files in mask_dir"
+        )
+
+    def drain(self) -> list[str]:
+        """The mask files skipped since the last call, as ``"<path>: <reason>"``."""
+        pending, self.pending = self.pending, []
+        return pending
 
     def mask(
         self, index: int, height: int, width: int, rng: np.random.Generator | None = None
@@ -132,9 +159,7 @@ def load_mask(
     The full range is that of the file's type (255 or 65535), or 1 for files that only hold
     0 and 1. A mask without a single valid pixel is rejected: it is almost surely inverted.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise MaskFileError(f"mask file {path} cannot be read as an image")
+    image = _decode(path)
     if min(image.shape[:2]) < MIN_MASK_SIDE:
         raise MaskFileError(
             f"mask file {path} is {image.shape[1]}x{image.shape[0]} pixels; masks need at least "
@@ -160,6 +185,26 @@ def load_mask(
             "set invert=True for sets where white is hole"
         )
     return mask  # already 1 valid / 0 hole
+
+
+def _decode(path: str | os.PathLike) -> np.ndarray:
+    """The pixels of a mask file as OpenCV reads them (IMREAD_UNCHANGED); JPEGs through PIL,
+    which refuses truncated files (libjpeg would only print a warning and return gray)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise MaskFileError(f"mask file {path}: {error.strerror or error}") from None
+    if data.startswith(_JPEG_MAGIC):
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                return np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as error:
+            raise MaskFileError(f"mask file {path}: {error}") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if image is None:
+        raise MaskFileError(f"mask file {path} cannot be read as an image")
+    return image
 
 
 def _random_crop(

@@ -7,7 +7,7 @@ Every image is decoded once while preparing, so unreadable files are skipped the
 per file by the worker that meets it, and counted) and never reach training.
 
 Shards live in ``output_dir/<split>`` on a local disk or a cloud URL (``s3://``, ``gs://``…;
-litdata handles the transfer). litdata is imported lazily: only shard code paths need it.
+litdata handles the transfer). Only shard code paths import this module (and so litdata).
 
 Preparing never leaves a half shard set, nor destroys a good one: every split is checked
 before anything is written; on a local disk each split is written to a hidden temporary
@@ -30,17 +30,18 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import albumentations as A
 import cv2
 import numpy as np
+from litdata import StreamingDataLoader, StreamingDataset
+from litdata.streaming.sampler import ChunkedIndex
 
-from pconv.data.datasets import MaskFn, ProcessRandom, make_sample
+from pconv.data.datasets import MaskFn, make_sample, random_sample, sample_rng
 from pconv.data.images import (
     DataSourceError,
     FileImageSource,
@@ -51,9 +52,6 @@ from pconv.data.images import (
     open_image_source,
 )
 from pconv.progress import progress_bar
-
-if TYPE_CHECKING:
-    from litdata import StreamingDataset
 
 #: Quality of JPEG encoding for images that are not JPEG files already.
 JPEG_QUALITY = 95
@@ -373,19 +371,66 @@ class ShardImageSource:
 
 
 class ShardTrainItem:
-    """``StreamingDataset`` transform: shard item → training sample (crop + random mask)."""
+    """Shard item → training sample (crop + random mask), drawn from :func:`sample_rng` of
+    (seed, epoch, item index, rank): LitData's loader restores its position on resume, and
+    this makes the samples at that position the same as in a straight run."""
 
-    def __init__(self, transform: A.Compose, mask_fn: MaskFn, size: int, rank: int = 0) -> None:
+    def __init__(
+        self, transform: A.Compose, mask_fn: MaskFn, size: int, rank: int = 0, seed: int = 0
+    ) -> None:
         self.transform = transform
         self.mask_fn = mask_fn
         self.size = size
-        self.random = ProcessRandom(transform, rank)
+        self.rank = rank
+        self.seed = seed
 
-    def __call__(self, item: dict) -> dict:
-        rng = self.random.generator()
+    def __call__(self, item: dict, epoch: int, index: int) -> dict:
+        rng = sample_rng(self.seed, epoch, index, self.rank)
         image = decode_image(item["image"], item_name(item), self.size)
-        image = self.transform(image=image)["image"]
-        return make_sample(image, self.mask_fn(rng, self.size, self.size))
+        image, mask = random_sample(image, self.transform, self.mask_fn, self.size, rng)
+        return make_sample(image, mask)
+
+
+class TrainingStream(StreamingDataset):
+    """A shuffled, drop-last StreamingDataset whose items become samples keyed by their
+    index and the stream's epoch."""
+
+    def __init__(self, input_dir: str, sample: ShardTrainItem) -> None:
+        super().__init__(input_dir, shuffle=True, drop_last=True)
+        self.sample = sample
+
+    def __getitem__(self, index: ChunkedIndex | int) -> dict:
+        key = index.index if isinstance(index, ChunkedIndex) else int(index)
+        return self.sample(super().__getitem__(index), self.current_epoch, key)
+
+
+class ResumableStreamingLoader(StreamingDataLoader):
+    """LitData's loader, whose saved position is the batches training consumed.
+
+    Lightning saves the loader's state in checkpoints, but the loader has by then yielded the
+    batch being trained and one prefetched batch more; resumed from that, a run would skip
+    them. ``batches_done()`` gives the batches the trainer consumed since the start of
+    training (from its step count), and the state records exactly that position.
+    """
+
+    def __init__(self, dataset: StreamingDataset, batches_done: Callable[[], int], **kw) -> None:
+        super().__init__(dataset, **kw)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        epoch, consumed = divmod(self.batches_done(), len(self))
+        yielded = self._num_samples_yielded_streaming, self._latest_worker_idx
+        self._num_samples_yielded_streaming = consumed * self.batch_size
+        # The worker that produced the last consumed batch (workers take turns from 0).
+        self._latest_worker_idx = (consumed - 1) % max(self.num_workers, 1)
+        try:
+            state = super().state_dict()
+        finally:
+            self._num_samples_yielded_streaming, self._latest_worker_idx = yielded
+        # LitData counts epochs from 1, up when an iteration starts: in epoch ``epoch`` (from
+        # 0) a loader holds ``epoch + 1``; at its start, before iterating, ``epoch``.
+        state["current_epoch"] = state["dataset"]["current_epoch"] = epoch + (consumed > 0)
+        return state
 
 
 def streaming_train_dataset(
@@ -395,22 +440,16 @@ def streaming_train_dataset(
     mask_fn: MaskFn,
     size: int,
     rank: int = 0,
+    seed: int = 0,
 ) -> StreamingDataset:
-    """Shuffled training stream of a shard folder (local or URL).
+    """Shuffled training stream of a shard folder (local or URL), seeded by ``seed``.
 
     Construct it in ``setup()``: ``StreamingDataset`` reads the distributed rank when built and
     gives every rank and worker a disjoint part of the shards. An epoch is one pass.
     """
-    from litdata import StreamingDataset
-
     input_dir = split_dir(root, split)
     _check_shards(input_dir)
-    return StreamingDataset(
-        input_dir,
-        shuffle=True,
-        drop_last=True,
-        transform=ShardTrainItem(transform, mask_fn, size, rank),
-    )
+    return TrainingStream(input_dir, ShardTrainItem(transform, mask_fn, size, rank, seed))
 
 
 def main(argv: list[str] | None = None) -> int:

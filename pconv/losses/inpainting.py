@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat
 from torch import nn
 
 from pconv.losses.vgg import VGG16Features
@@ -72,11 +73,11 @@ class InpaintingLoss(nn.Module):
 
     def __init__(
         self,
-        valid_weight: float = 1.0,
-        hole_weight: float = 6.0,
-        perceptual_weight: float = 0.05,
-        style_weight: float = 120.0,
-        tv_weight: float = 0.1,
+        valid_weight: NonNegativeFloat = 1.0,
+        hole_weight: NonNegativeFloat = 6.0,
+        perceptual_weight: NonNegativeFloat = 0.05,
+        style_weight: NonNegativeFloat = 120.0,
+        tv_weight: NonNegativeFloat = 0.1,
         vgg_weights: str | None = "imagenet",
     ) -> None:
         super().__init__()

@@ -35,7 +35,13 @@ def _file_state_dict(path: str) -> dict[str, torch.Tensor]:
             f"VGG-16 weights file {file} does not exist; pass 'imagenet', None or a path to "
             "torchvision's vgg16-397923af.pth"
         )
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors have no common base class
+        raise WeightsUnavailableError(
+            f"VGG-16 weights file {file} is unreadable ({type(error).__name__}); pass "
+            "model.loss.vgg_weights=imagenet, null or a path to torchvision's vgg16-397923af.pth"
+        ) from None
     # Accept a whole torchvision vgg16 state dict or just its ``features`` part.
     return {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("class")}
 

@@ -142,3 +142,25 @@ def test_switch_at_step_zero_never_touches_encoder_bn(tmp_path):
     assert switch.switched_at_step == 0
     assert snapshot.lrs[0] == {"net": FINETUNE_LR, ENCODER_BN_GROUP: 0.0}
     assert_equal_states(bn_state(model.net, "encoder"), before)
+
+
+SCHEDULERS = {
+    "cosine": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS),
+    "onecycle": lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=STEPS),
+    "linear": lambda opt: torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.1, total_iters=STEPS),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_frozen_encoder_bn_never_moves_under_a_scheduler(tmp_path, name):
+    model = module()
+    model.scheduler_factory = SCHEDULERS[name]
+    _, switch, snapshot = fit(tmp_path, model, STEPS)
+    assert switch.switched_at_step == SWITCH_AT
+    # Affine parameters and statistics alike, at every step after the switch.
+    for step in range(SWITCH_AT, STEPS):
+        assert_equal_states(snapshot.encoder[step], snapshot.encoder[SWITCH_AT])
+    assert_equal_states(bn_state(model.net, "encoder"), snapshot.encoder[SWITCH_AT])
+    # The rest follows the schedule from the fine-tune lr, not from the initial one.
+    assert snapshot.lrs[SWITCH_AT]["net"] == pytest.approx(FINETUNE_LR)
+    assert all(snapshot.lrs[s]["net"] <= FINETUNE_LR * 1.5 for s in range(SWITCH_AT, STEPS))

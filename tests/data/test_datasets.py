@@ -1,12 +1,11 @@
 import cv2
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from conftest import edge_has_hole, paper_bucket
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pconv.data.datasets import EvalDataset, TrainDataset
+from pconv.data.datasets import EpochSampler, EvalDataset, TrainDataset
 from pconv.data.images import image_folder
 from pconv.data.mask_files import MaskFileSource
 from pconv.data.masks import GeneratedEvalMasks, make_mask_generator
@@ -19,7 +18,8 @@ SIZE = 64
 def collect(dataset, sampler=None, num_workers=0, batch_size=4):
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
     batches = list(loader)
-    return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
+    tensors = [key for key in batches[0] if key != "skipped"]
+    return {key: torch.cat([b[key] for b in batches]) for key in tensors}
 
 
 def eval_set(length=24, seed=5):
@@ -60,20 +60,38 @@ def test_eval_images_cycle_through_the_source():
     assert not torch.equal(items["image"][0], items["image"][1])
 
 
-def train_masks(seed: int, num_workers: int, rank: int = 0) -> torch.Tensor:
-    L.seed_everything(seed, workers=True)
+def train_samples(seed: int, num_workers: int, rank: int = 0, epoch: int = 0) -> dict:
     dataset = TrainDataset(
-        sample_source(), train_transform(SIZE), make_mask_generator("thin"), SIZE, 8, rank
+        sample_source(), train_transform(SIZE), make_mask_generator("thin"), SIZE, 8, rank, seed
     )
-    return collect(dataset, num_workers=num_workers, batch_size=2)["mask"]
+    keys = [epoch * len(dataset) + i for i in range(len(dataset))]
+    return collect(dataset, sampler=keys, num_workers=num_workers, batch_size=2)
 
 
-def test_training_masks_are_seeded_per_worker_and_rank():
-    first = train_masks(0, num_workers=2)
-    assert torch.equal(first, train_masks(0, num_workers=2))  # reproducible from the seed
-    assert len({m.numpy().tobytes() for m in first}) == len(first)  # workers differ
-    assert not torch.equal(first, train_masks(1, num_workers=2))
-    assert not torch.equal(first, train_masks(0, num_workers=2, rank=1))
+def test_training_samples_are_a_function_of_seed_epoch_index_and_rank():
+    first = train_samples(0, num_workers=2)
+    for key in ("image", "mask"):
+        # the worker count and the process history do not matter
+        assert torch.equal(first[key], train_samples(0, num_workers=0)[key])
+        assert not torch.equal(first[key], train_samples(1, num_workers=2)[key])
+        assert not torch.equal(first[key], train_samples(0, num_workers=2, rank=1)[key])
+        assert not torch.equal(first[key], train_samples(0, num_workers=2, epoch=1)[key])
+    assert len({m.numpy().tobytes() for m in first["mask"]}) == len(first["mask"])
+
+
+def test_epoch_sampler_resumes_at_a_batch_and_splits_ranks():
+    batches_done = [0]
+    sampler = EpochSampler(10, batch_size=2, seed=3, position=lambda: batches_done[0])
+    epochs = [list(sampler) for batches_done[0] in (0, 5)]
+    assert sorted(epochs[0]) == list(range(10))  # a permutation of the epoch
+    assert sorted(epochs[1]) == list(range(10, 20))  # epoch 1, keyed 10 + index
+    assert epochs[0] != [k - 10 for k in epochs[1]]  # reshuffled
+    batches_done[0] = 7  # two batches into epoch 1
+    assert list(sampler) == epochs[1][4:]
+    ranks = [EpochSampler(10, 2, 3, num_replicas=2, rank=r) for r in range(2)]
+    shares = [list(r) for r in ranks]
+    assert [len(share) for share in shares] == [4, 4]  # 5 each, cut to whole batches
+    assert not set(shares[0]) & set(shares[1])
 
 
 def test_mask_file_black_is_hole_in_the_batch(tmp_path, photos):

@@ -10,7 +10,6 @@ from pconv.data.images import (
     DataSourceError,
     SkippingReader,
     UnreadableImageError,
-    UnreadableImageWarning,
     decode_image,
     file_list,
     image_folder,
@@ -101,20 +100,19 @@ def test_unreadable_files_raise_naming_the_file(tmp_path, photo):
         decode_image(data[:100])
 
 
-def test_skipping_reader_warns_once_per_bad_file_and_never_returns_black(tmp_path, photos):
+def test_skipping_reader_queues_each_skip_and_never_returns_black(tmp_path, photos):
     for name, image in photos.items():
         write_rgb(tmp_path / f"{name}.png", image)
     (tmp_path / "b_bad.png").write_bytes(b"garbage")
     (tmp_path / "d_bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
     source = image_folder(tmp_path)
     reader = SkippingReader(source)
-    with pytest.warns(UnreadableImageWarning) as record:
-        for _ in range(2):  # two epochs: still one warning per file
-            images = [reader(i) for i in range(len(source))]
-    messages = sorted(str(w.message) for w in record)
-    assert len(messages) == 2
-    assert "b_bad.png" in messages[0] and "d_bad.jpg" in messages[1]
-    assert sorted(reader.skipped) == [str(tmp_path / "b_bad.png"), str(tmp_path / "d_bad.jpg")]
+    images = [reader(i) for i in range(len(source))]
+    skipped = reader.drain()
+    assert [s.split(": ")[0] for s in skipped] == [str(tmp_path / "b_bad.png")] + [
+        str(tmp_path / "d_bad.jpg")
+    ]
+    assert reader.drain() == []  # handed over once
     # sorted order: astronaut, b_bad, chelsea, coffee, d_bad, rocket -> bad ones replaced
     expected = ["astronaut", "chelsea", "chelsea", "coffee", "rocket", "rocket"]
     for image, name in zip(images, expected, strict=True):
@@ -125,10 +123,7 @@ def test_all_unreadable_source_raises(tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.jpg").write_bytes(b"nope")
     reader = SkippingReader(image_folder(tmp_path))
-    with (
-        pytest.warns(UnreadableImageWarning),
-        pytest.raises(UnreadableImageError, match="unreadable"),
-    ):
+    with pytest.raises(UnreadableImageError, match="unreadable"):
         reader(0)
 
 

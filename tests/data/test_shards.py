@@ -68,11 +68,15 @@ def test_shards_hold_original_jpeg_bytes_and_encoded_pngs(shards, folder):
         assert np.abs(source.load(i).astype(int) - read_image(path)).mean() < 4  # 4:2:0 chroma
 
 
+def name_only(item: dict, epoch: int, index: int) -> str:
+    return item_name(item)
+
+
 def names_of_rank(shard_dir: str, rank: int, world_size: int, num_workers: int) -> list[str]:
     dataset = streaming_train_dataset(
         shard_dir, "train", train_transform(32), make_mask_generator("paper"), 32
     )
-    dataset.transform = item_name  # identify items instead of making samples
+    dataset.sample = name_only  # identify items instead of making samples
     dataset.distributed_env = _DistributedEnv(world_size, rank, 1)
     loader = StreamingDataLoader(dataset, batch_size=1, num_workers=num_workers)
     return [name for batch in loader for name in batch]
@@ -93,7 +97,7 @@ def test_resumed_loader_continues_where_it_stopped(shards):
         dataset = streaming_train_dataset(
             str(output), "train", train_transform(32), make_mask_generator("paper"), 32
         )
-        dataset.transform = item_name
+        dataset.sample = name_only
         return StreamingDataLoader(dataset, batch_size=2, num_workers=0)
 
     first = loader()
