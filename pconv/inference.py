@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,10 +207,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (and deleted when it fails), so ``path`` never holds a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent
-    )
-    os.close(handle)
+    # Not mkstemp: its files are 0600, and the result must get the user's umask like any new
+    # file (shared cluster folders). The suffix stays last: writers pick the format from it.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{path.suffix}")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield Path(temporary)
         os.replace(temporary, path)

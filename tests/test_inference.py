@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 import torch
 
-from pconv.inference import Inpainter, main, pad_to_multiple
+from pconv.inference import Inpainter, atomic_write, main, pad_to_multiple
 from pconv.weights import load_network
 
 #: Odd sizes, none a multiple of the tiny network's 16.
@@ -183,3 +185,15 @@ def test_inpainter_is_exported_lazily_from_the_package():
     import pconv
 
     assert pconv.Inpainter is Inpainter
+
+
+def test_atomic_write_gives_the_users_umask_and_leaves_no_temporary(tmp_path):
+    """Shared cluster folders need group-readable outputs: mkstemp's 0600 is wrong here."""
+    previous = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "out.png", b"data")
+    finally:
+        os.umask(previous)
+    assert path.read_bytes() == b"data"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
