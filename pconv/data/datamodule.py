@@ -18,7 +18,13 @@ from pconv.data.datasets import EvalDataset, MaskFn, TrainDataset
 from pconv.data.images import SOURCE_KINDS, DataSourceError, open_image_source
 from pconv.data.mask_files import MaskFileSource
 from pconv.data.masks import NUM_BORDER_SPLITS, make_mask_generator
-from pconv.data.transforms import TRAIN_CROP_SCALE, eval_transform, train_transform
+from pconv.data.transforms import (
+    NO_PHOTOMETRIC,
+    TRAIN_CROP_SCALE,
+    Photometric,
+    eval_transform,
+    train_transform,
+)
 
 _FLAT_SOURCES = ("folder", "filelist")
 
@@ -31,7 +37,8 @@ class InpaintingDataModule(L.LightningDataModule):
             e.g. ImageNet), ``folder`` (every image under ``root``), ``filelist`` (a text
             file of paths) or ``shards`` (LitData shards at ``root/<split>``, path or URL).
         root: dataset root, file list or shards root; unused for ``samples``.
-        train_split, val_split: sub-folders of ``imagefolder`` and ``shards`` roots.
+        train_split, val_split: sub-folders of ``imagefolder`` and ``shards`` roots; for
+            ``samples``, ``train`` and ``val`` are disjoint photos (:mod:`pconv.data.samples`).
         image_size: side of the square training and evaluation crops, pixels.
         mask_preset: training and evaluation stroke masks (``paper``, ``thin``, ``medium``,
             ``thick``); evaluation always uses it.
@@ -44,7 +51,8 @@ class InpaintingDataModule(L.LightningDataModule):
             sources; a shard epoch is always one pass).
         val_root: validation images for the flat sources (default: ``root``).
         test_split: split of test and predict sets (default: ``val_split``).
-        train_crop_scale: area range of the random training crop.
+        train_crop_scale: area range of the random training crop (random scales).
+        train_photometric: random brightness, contrast, saturation and hue of training crops.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class InpaintingDataModule(L.LightningDataModule):
         val_root: str | None = None,
         test_split: str | None = None,
         train_crop_scale: tuple[float, float] = TRAIN_CROP_SCALE,
+        train_photometric: Photometric = NO_PHOTOMETRIC,
     ) -> None:
         super().__init__()
         if source not in SOURCE_KINDS:
@@ -73,6 +82,8 @@ class InpaintingDataModule(L.LightningDataModule):
             )
         make_mask_generator(mask_preset)  # an unknown preset fails now, not in a worker
         self.save_hyperparameters()
+        # Kept as given: under LightningCLI the hyper-parameters hold the config as dicts.
+        self.train_photometric = train_photometric
         self.train_set: Dataset | None = None
         self.val_set: EvalDataset | None = None
         self.test_set: EvalDataset | None = None
@@ -107,7 +118,9 @@ class InpaintingDataModule(L.LightningDataModule):
         """Open the sources (fails here, naming the path, if a root is missing or empty)."""
         hp = self.hparams
         if stage in ("fit", None):
-            transform = train_transform(hp.image_size, tuple(hp.train_crop_scale))
+            transform = train_transform(
+                hp.image_size, tuple(hp.train_crop_scale), photometric=self.train_photometric
+            )
             if hp.source == "shards":
                 # Imported here: litdata is only needed for shards. Built in setup() because
                 # StreamingDataset reads the distributed rank when it is constructed.

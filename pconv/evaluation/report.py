@@ -155,17 +155,7 @@ class Report:
             for header in (*headers, "images", *self.methods):
                 table.add_column(header, justify="right")
             for key in keys:
-                values = [self.value(m, key, metric) for m in self.methods]
-                finite = [v for v in values if math.isfinite(v)]
-                best = (max if column.higher_is_better else min)(finite, default=None)
-                cells = [
-                    "–"
-                    if not math.isfinite(v)
-                    else f"[bold]{v:.{column.digits}f}[/]"
-                    if v == best and len(values) > 1
-                    else f"{v:.{column.digits}f}"
-                    for v in values
-                ]
+                cells = _cells([self.value(m, key, metric) for m in self.methods], column)
                 row = first[key]
                 labels = (row["group"], row["split"]) if paper else (row["group"],)
                 if key == ALL_ROWS:
@@ -174,29 +164,68 @@ class Report:
             tables.append(table)
         return tables
 
+    def group_means(self, method: str, metric: str) -> dict[str, tuple[float, float, int]]:
+        """Per group (hole-ratio bucket with both border splits, or LaMa preset) that has
+        images: ``(mean hole ratio, mean of metric, images)`` of ``method``."""
+        cells = [r for r in self.rows if r["row"] != ALL_ROWS and r["count"]]
+        means = {}
+        for group in dict.fromkeys(r["group"] for r in cells):
+            part = [r for r in cells if r["method"] == method and r["group"] == group]
+            count = sum(r["count"] for r in part)
+            ratio, value = (
+                sum(r[k] * r["count"] for r in part) / count for k in ("hole_ratio", metric)
+            )
+            means[group] = (ratio, value, count)
+        return means
+
     def chart(self) -> list[Panel]:
         """One panel per metric: its mean per group (hole-ratio bucket, both border splits, or
         LaMa preset) against the group's mean hole ratio, one series per method."""
-        cells = [r for r in self.rows if r["row"] != ALL_ROWS and r["count"]]
-        groups = list(dict.fromkeys(r["group"] for r in cells))
         panels = []
         for metric in self.metrics:
             panel = Panel(COLUMNS[metric].chart_title, "hole ratio")
             for method in self.methods:
-                points = []
-                for group in groups:
-                    part = [r for r in cells if r["method"] == method and r["group"] == group]
-                    count = sum(r["count"] for r in part)
-                    points.append(
-                        tuple(
-                            sum(r[k] * r["count"] for r in part) / count
-                            for k in ("hole_ratio", metric)
-                        )
-                    )
-                points.sort()
+                points = sorted(v[:2] for v in self.group_means(method, metric).values())
                 panel.series[method] = ([x for x, _ in points], [y for _, y in points])
             panels.append(panel)
         return panels
+
+    def compact_table(self, metric: str = "psnr") -> Table:
+        """One table of ``metric``: a row per group (both border splits together) and for all
+        images, a column per method, the best value of a row in bold."""
+        column = COLUMNS[metric]
+        images = self.config.get("images")
+        on = f" on {images}" if images else ""
+        table = Table(title=f"{column.title}{on} ({self.config['track']} track)")
+        for header in ("masks", "images", *self.methods):
+            table.add_column(header, justify="right")
+        means = {m: self.group_means(m, metric) for m in self.methods}
+        totals = [
+            (self.value(m, ALL_ROWS, metric), self.value(m, ALL_ROWS, "count"))
+            for m in self.methods
+        ]
+        lines = [
+            (g, [means[m][g][1] for m in self.methods], n)
+            for g, (_, _, n) in means[self.methods[0]].items()
+        ]
+        lines.append((ALL_ROWS, [v for v, _ in totals], totals[0][1]))
+        for label, values, count in lines:
+            table.add_row(label, str(count), *_cells(values, column))
+        return table
+
+
+def _cells(values: list[float], column: Column) -> list[str]:
+    """Table cells of one row of a metric: the best value in bold, "–" for no value."""
+    finite = [v for v in values if math.isfinite(v)]
+    best = (max if column.higher_is_better else min)(finite, default=None)
+    return [
+        "–"
+        if not math.isfinite(v)
+        else f"[bold]{v:.{column.digits}f}[/]"
+        if v == best and len(values) > 1
+        else f"{v:.{column.digits}f}"
+        for v in values
+    ]
 
 
 class _Sums:
@@ -374,9 +403,11 @@ def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ..
 
 
 def open_images(spec: str) -> ImageSource:
-    """``samples``, a folder of images (searched recursively) or a text file of paths."""
-    if spec == "samples":
-        return open_image_source("samples")
+    """``samples`` (every sample photo), ``samples:SPLIT`` (e.g. ``samples:heldout``, see
+    :mod:`pconv.data.samples`), a folder of images (searched recursively) or a file list."""
+    kind, _, split = spec.partition(":")
+    if kind == "samples":
+        return open_image_source("samples", split=split or None)
     path = Path(spec)
     if path.is_file():
         return open_image_source("filelist", spec)
@@ -391,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", type=Path, help="checkpoint written by `pconv fit`")
     parser.add_argument(
-        "--images", default="samples", help="'samples' (default), an image folder or file list"
+        "--images",
+        default="samples",
+        help="'samples' (default), 'samples:heldout', an image folder or file list",
     )
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square crop side")
     parser.add_argument(
@@ -416,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="loader workers")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="print one PSNR table, a row per hole-ratio bucket (the files are unchanged)",
+    )
     parser.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     parser.add_argument("--wandb-project", default="pconv")
     return parser
@@ -465,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         device,
     )
     report.config |= {"images": args.images, "checkpoint": str(args.ckpt) if args.ckpt else None}
-    for table in report.tables():
+    for table in [report.compact_table()] if args.compact else report.tables():
         console.print(table)
     for method, value in report.fid.items():
         console.print(f"FID {method}: {value:.2f}")
