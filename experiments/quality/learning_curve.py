@@ -134,9 +134,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="steps between points")
     parser.add_argument("--per-bucket", type=int, default=10, help="items per bucket × split")
     parser.add_argument("-o", "--output", type=Path, default=Path("experiments/quality/results"))
+    parser.add_argument(
+        "--run-dir", type=Path, default=Path("outputs/quality"), help="checkpoints and logs"
+    )
     parser.add_argument("extra", nargs="*", help="training CLI keys (after --)")
     args = parser.parse_args()
-    run_dir = args.output / "run"
+    run_dir = args.run_dir
     cli_args = [
         "--config",
         args.config,
