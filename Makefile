@@ -39,7 +39,7 @@ params: install
 # and outputs/demo/results.png (input, pconv, Telea, Navier-Stokes, mean fill, ground truth).
 DEMO_EVAL_ARGS := --images samples:heldout --size 128 --per-bucket 10 --optional-metrics none
 demo: install
-	$(BIN)/pconv fit --config configs/demo.yaml
+	$(BIN)/pconv fit --config configs/demo.yaml --checkpoint.dirpath outputs/demo/checkpoints
 	$(BIN)/pconv evaluate --ckpt "$$(ls -t outputs/demo/checkpoints/last*.ckpt | head -1)" \
 		$(DEMO_EVAL_ARGS) --compact -o outputs/demo/heldout
 	cp outputs/demo/heldout/examples.png outputs/demo/results.png
