@@ -78,7 +78,9 @@ def evaluate() -> argparse.ArgumentParser:
         "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
     )
     parser.add_argument(
-        "--images", default="samples", help="'samples' (default), an image folder or file list"
+        "--images",
+        default="samples",
+        help="'samples' (default), 'samples:heldout', an image folder or file list",
     )
     parser.add_argument(
         "--masks",
@@ -120,6 +122,11 @@ def evaluate() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=EVAL_BATCH)
     parser.add_argument("--workers", type=int, default=EVAL_WORKERS, help="loader workers")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="print one PSNR table, a row per hole-ratio bucket (the files are unchanged)",
+    )
     parser.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     parser.add_argument("--wandb-project", default="pconv")
     return parser

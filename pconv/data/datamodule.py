@@ -24,7 +24,13 @@ from pconv.data.images import SOURCE_KINDS, DataSourceError, open_image_source
 from pconv.data.mask_files import MaskFileSource
 from pconv.data.masks import NUM_BORDER_SPLITS, GeneratedEvalMasks, make_mask_generator
 from pconv.data.nvidia_masks import FileEvalMasks
-from pconv.data.transforms import TRAIN_CROP_SCALE, eval_transform, train_transform
+from pconv.data.transforms import (
+    NO_PHOTOMETRIC,
+    TRAIN_CROP_SCALE,
+    Photometric,
+    eval_transform,
+    train_transform,
+)
 
 _FLAT_SOURCES = ("folder", "filelist")
 #: Evaluation sets per source: validation (slot 0) and test (slot 1).
@@ -39,7 +45,8 @@ class InpaintingDataModule(L.LightningDataModule):
             e.g. ImageNet), ``folder`` (every image under ``root``), ``filelist`` (a text
             file of paths) or ``shards`` (LitData shards at ``root/<split>``, path or URL).
         root: dataset root, file list or shards root; unused for ``samples``.
-        train_split, val_split: sub-folders of ``imagefolder`` and ``shards`` roots.
+        train_split, val_split: sub-folders of ``imagefolder`` and ``shards`` roots; for
+            ``samples``, ``train`` and ``val`` are disjoint photos (:mod:`pconv.data.samples`).
         image_size: side of the square training and evaluation crops, pixels.
         mask_preset: training and evaluation stroke masks (``paper``, ``thin``, ``medium``,
             ``thick``); evaluation always uses it.
@@ -62,7 +69,8 @@ class InpaintingDataModule(L.LightningDataModule):
             test take disjoint, interleaved items of their source when they share it, each
             spread evenly over the whole source (so every class of an ImageFolder is used);
             a source too small for that is shared, with one line saying so.
-        train_crop_scale: area range of the random training crop.
+        train_crop_scale: area range of the random training crop (random scales).
+        train_photometric: random brightness, contrast, saturation and hue of training crops.
         seed: seed of the training samples' order, crops and masks (default: the run's
             ``seed_everything``). Every training draw is a pure function of (seed, epoch,
             index, rank) and the loader resumes at the checkpoint's step, so an interrupted
@@ -90,6 +98,7 @@ class InpaintingDataModule(L.LightningDataModule):
         test_split: str | None = None,
         train_crop_scale: tuple[float, float] = TRAIN_CROP_SCALE,
         seed: int | None = None,
+        train_photometric: Photometric = NO_PHOTOMETRIC,
     ) -> None:
         super().__init__()
         if source not in SOURCE_KINDS:
@@ -98,6 +107,8 @@ class InpaintingDataModule(L.LightningDataModule):
             )
         make_mask_generator(mask_preset)  # an unknown preset fails now, not in a worker
         self.save_hyperparameters()
+        # Kept as given: under LightningCLI the hyper-parameters hold the config as dicts.
+        self.train_photometric = train_photometric
         self.train_set: Dataset | None = None
         self.val_set: EvalDataset | None = None
         self.test_set: EvalDataset | None = None
@@ -177,7 +188,9 @@ class InpaintingDataModule(L.LightningDataModule):
         """Open the sources (fails here, naming the path, if a root is missing or empty)."""
         hp = self.hparams
         if stage in ("fit", None):
-            transform = train_transform(hp.image_size, tuple(hp.train_crop_scale))
+            transform = train_transform(
+                hp.image_size, tuple(hp.train_crop_scale), photometric=self.train_photometric
+            )
             if hp.source == "shards":
                 # Imported here: litdata is only needed for shards. Built in setup() because
                 # StreamingDataset reads the distributed rank when it is constructed.

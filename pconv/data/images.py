@@ -237,8 +237,9 @@ def file_list(list_path: str | os.PathLike) -> FileImageSource:
 def open_image_source(kind: str, root: str | None = None, split: str | None = None) -> ImageSource:
     """The image source of a config: ``kind`` is one of :data:`SOURCE_KINDS`.
 
-    ``split`` selects the sub-folder of ``imagefolder`` and ``shards`` roots; it is ignored
-    by the flat sources (``folder``, ``filelist``) and by ``samples``.
+    ``split`` selects the sub-folder of ``imagefolder`` and ``shards`` roots and the photos
+    of ``samples`` (:data:`pconv.data.samples.SAMPLE_SPLITS`: training or held-out photos);
+    it is ignored by the flat sources (``folder``, ``filelist``).
     """
     if kind not in SOURCE_KINDS:
         raise DataSourceError(f"unknown image source {kind!r}; valid: {', '.join(SOURCE_KINDS)}")
@@ -246,7 +247,7 @@ def open_image_source(kind: str, root: str | None = None, split: str | None = No
         # Imported here: skimage is slow to import and only this source needs it.
         from pconv.data.samples import sample_source
 
-        return sample_source()
+        return sample_source(split)
     if root is None:
         raise DataSourceError(
             f"image source {kind!r} needs `root` (a path{' or URL' * (kind == 'shards')})"

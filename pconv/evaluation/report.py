@@ -224,17 +224,7 @@ class Report:
                 table.add_column("paper*", justify="right", style="dim")
                 table.caption = f"* {self.reference['label']}"
             for key in keys:
-                values = [self.value(m, key, metric) for m in self.methods]
-                finite = [v for v in values if math.isfinite(v)]
-                best = (max if column.higher_is_better else min)(finite, default=None)
-                cells = [
-                    "–"
-                    if not math.isfinite(v)
-                    else f"[bold]{v:.{column.digits}f}[/]"
-                    if v == best and len(values) > 1
-                    else f"{v:.{column.digits}f}"
-                    for v in values
-                ]
+                cells = _cells([self.value(m, key, metric) for m in self.methods], column)
                 row = first[key]
                 labels = (row["group"], row["split"]) if paper else (row["group"],)
                 if key == ALL_ROWS:
@@ -246,24 +236,21 @@ class Report:
             tables.append(table)
         return tables
 
-    def _group_means(self, method: str, metric: str) -> dict[str, tuple[float, float]]:
-        """Per group (hole-ratio bucket over both border splits, or LaMa preset) with items:
-        (mean hole ratio, mean ``metric``). The outside-buckets row is no point on the
-        hole-ratio axis and is left out."""
-        cells = [
-            r
-            for r in self.rows
-            if r["method"] == method and r["row"] not in (ALL_ROWS, OUTSIDE_ROW.key)
-        ]
+    def group_means(self, method: str, metric: str) -> dict[str, tuple[float, float, int]]:
+        """Per group (hole-ratio bucket over both border splits, or LaMa preset) with images:
+        ``(mean hole ratio, mean of metric, images)`` of ``method``. The outside-buckets row is
+        no point on the hole-ratio axis and is left out."""
+        skip = (ALL_ROWS, OUTSIDE_ROW.key)
+        cells = [r for r in self.rows if r["method"] == method and r["row"] not in skip]
         means = {}
         for group in dict.fromkeys(r["group"] for r in cells):
-            part = [r for r in cells if r["group"] == group]
+            part = [r for r in cells if r["group"] == group and r["count"]]
             count = sum(r["count"] for r in part)
             if count:
-                means[group] = tuple(
-                    sum(r[k] * r["count"] for r in part if r["count"]) / count
-                    for k in ("hole_ratio", metric)
+                ratio, value = (
+                    sum(r[k] * r["count"] for r in part) / count for k in ("hole_ratio", metric)
                 )
+                means[group] = (ratio, value, count)
         return means
 
     def chart(self) -> list[Panel]:
@@ -274,7 +261,7 @@ class Report:
         for metric in self.metrics:
             panel = Panel(COLUMNS[metric].chart_title, "hole ratio")
             for method in self.methods:
-                points = sorted(self._group_means(method, metric).values())
+                points = sorted(v[:2] for v in self.group_means(method, metric).values())
                 panel.series[method] = ([x for x, _ in points], [y for _, y in points])
             values = [(g, self.reference_value(g, metric)) for g in _bucket_centres()]
             values = [(_bucket_centres()[g], v) for g, v in values if v is not None]
@@ -289,7 +276,7 @@ class Report:
         measured mean hole ratio), one bar per method."""
         groups = [r["group"] for r in self.rows if r["method"] == self.methods[0]]
         groups = [g for g in groups if g != ALL_ROWS]
-        ratios = self._group_means(self.methods[0], self.metrics[0])
+        ratios = self.group_means(self.methods[0], self.metrics[0])
         categories = [
             f"{g}\nratio {ratios[g][0]:.2f}" if g in ratios else f"{g}\nno items" for g in groups
         ]
@@ -297,7 +284,7 @@ class Report:
         for metric in self.metrics:
             panel = BarPanel(COLUMNS[metric].chart_title, categories)
             for method in self.methods:
-                means = self._group_means(method, metric)
+                means = self.group_means(method, metric)
                 panel.series[method] = [means[g][1] if g in means else math.nan for g in groups]
             panels.append(panel)
         return panels
@@ -307,6 +294,47 @@ class Report:
         if self.config["track"] == "paper":
             return line_charts(self.chart())
         return bar_charts(self.bars())
+
+    def compact_table(self, metric: str = "psnr") -> Table:
+        """One table of ``metric``: a row per group (both border splits together) and for all
+        images, a column per method, the best value of a row in bold."""
+        column = COLUMNS[metric]
+        images = self.config.get("images")
+        on = f" on {images}" if images else ""
+        table = Table(title=f"{column.title}{on} ({self.config['track']} track)")
+        for header in ("masks", "images", *self.methods):
+            table.add_column(header, justify="right")
+        means = {m: self.group_means(m, metric) for m in self.methods}
+        totals = [
+            (self.value(m, ALL_ROWS, metric), self.value(m, ALL_ROWS, "count"))
+            for m in self.methods
+        ]
+        lines = [
+            (g, [means[m][g][1] for m in self.methods], n)
+            for g, (_, _, n) in means[self.methods[0]].items()
+        ]
+        outside = {r["method"]: r for r in self.rows if r["row"] == OUTSIDE_ROW.key}
+        if any(r["count"] for r in outside.values()):  # so that "all" is the sum of the rows
+            values = [outside[m][metric] for m in self.methods]
+            lines.append((OUTSIDE_ROW.group, values, outside[self.methods[0]]["count"]))
+        lines.append((ALL_ROWS, [v for v, _ in totals], totals[0][1]))
+        for label, values, count in lines:
+            table.add_row(label, str(count), *_cells(values, column))
+        return table
+
+
+def _cells(values: list[float], column: Column) -> list[str]:
+    """Table cells of one row of a metric: the best value in bold, "–" for no value."""
+    finite = [v for v in values if math.isfinite(v)]
+    best = (max if column.higher_is_better else min)(finite, default=None)
+    return [
+        "–"
+        if not math.isfinite(v)
+        else f"[bold]{v:.{column.digits}f}[/]"
+        if v == best and len(values) > 1
+        else f"{v:.{column.digits}f}"
+        for v in values
+    ]
 
 
 class _Sums:
@@ -551,10 +579,11 @@ def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ..
 
 
 def open_images(spec: str) -> ImageSource:
-    """``samples``, a folder of images (searched recursively) or a text file of paths, with
-    at least one readable image (checked by reading the first ones)."""
-    if spec == "samples":
-        return open_image_source("samples")
+    """``samples`` (every sample photo), ``samples:SPLIT`` (e.g. ``samples:heldout``, see
+    :mod:`pconv.data.samples`), a folder of images (searched recursively) or a file list."""
+    kind, _, split = spec.partition(":")
+    if kind == "samples":
+        return open_image_source("samples", split=split or None)
     path = Path(spec)
     if path.is_file():
         source = open_image_source("filelist", spec)
@@ -696,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         images=args.images,
     )
     report.config |= {"checkpoint": str(args.ckpt) if args.ckpt else None}
-    for table in report.tables():
+    for table in [report.compact_table()] if args.compact else report.tables():
         console.print(table)
     for method, value in report.fid.items():
         console.print(f"FID {method}: {value:.2f}")

@@ -104,15 +104,18 @@ class InpaintingLoss(nn.Module):
             "tv": total_variation(comp, dilated_hole(mask)),
         }
 
-        # One batched pass for the two images that need gradients; the target's features
-        # take none, so computing them apart saves a third of VGG's backward and its memory.
-        n = output.shape[0]
-        feats = self.vgg(torch.cat([output, comp]))
-        with torch.no_grad():
-            feats_gt = self.vgg(target)
         perceptual = output.new_zeros(())
         style_out = output.new_zeros(())
         style_comp = output.new_zeros(())
+        # Without perceptual and style weights the VGG terms are left at zero: VGG's passes
+        # would cost most of a small model's step for nothing.
+        uses_vgg = self.weights["perceptual"] != 0 or self.weights["style_out"] != 0
+        # One batched pass for the two images that need gradients; the target's features
+        # take none, so computing them apart saves a third of VGG's backward and its memory.
+        n = output.shape[0]
+        feats = self.vgg(torch.cat([output, comp])) if uses_vgg else ()
+        with torch.no_grad():
+            feats_gt = self.vgg(target) if uses_vgg else ()
         for both, gt in zip(feats, feats_gt, strict=True):
             out_p, comp_p = at_least_float32(both[:n]), at_least_float32(both[n:])
             gt_p = at_least_float32(gt)

@@ -35,6 +35,12 @@ def test_samples_source_trains_and_validates_on_the_photos():
         val_masks_per_bucket=2,
     )  # fmt: skip
     dm.setup("fit")
+    # trained and validated on disjoint photos: the validation photos are held out
+    train_source, val_source = dm.train_set.reader.source, dm.val_set.reader.source
+    train_names = {train_source.name(i) for i in range(len(train_source))}
+    val_names = {val_source.name(i) for i in range(len(val_source))}
+    assert train_names == {f"skimage.data.{n}" for n in ("astronaut", "rocket", "motorcycle")}
+    assert val_names == {"skimage.data.chelsea", "skimage.data.coffee"}
     train = list(dm.train_dataloader())
     assert len(train) == 3
     for batch in train:

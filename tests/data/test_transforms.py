@@ -1,8 +1,10 @@
+import albumentations as A
 import cv2
 import numpy as np
+import pytest
 import torch
 
-from pconv.data.transforms import eval_transform, to_tensor, train_transform
+from pconv.data.transforms import Photometric, eval_transform, to_tensor, train_transform
 
 
 def test_train_crops_any_image_to_the_training_size(photos):
@@ -47,3 +49,33 @@ def test_to_tensor_is_chw_float_in_unit_range():
     assert tensor.shape == (3, 2, 3) and tensor.dtype == torch.float32
     assert torch.equal(tensor[1, 0, 2], torch.tensor(image[0, 2, 1] / 255.0, dtype=torch.float32))
     assert tensor.min() >= 0 and tensor.max() <= 1
+
+
+def test_photometric_changes_colours_not_the_crop(photos):
+    """Same seed, same crop: the jitter only changes colours; without it nothing changes."""
+    image = photos["astronaut"]
+    plain = train_transform(64, crop_scale=(1.0, 1.0), seed=3)
+    assert not any(isinstance(t, A.ColorJitter) for t in plain.transforms)
+    jitter = Photometric(brightness=0.5, contrast=0.5, saturation=0.8, hue=0.2)
+    coloured = train_transform(64, crop_scale=(1.0, 1.0), seed=3, photometric=jitter)
+    hue_shifts, edges = [], []
+    for _ in range(6):
+        a, b = plain(image=image)["image"], coloured(image=image)["image"]
+        hue_a = cv2.cvtColor(a, cv2.COLOR_RGB2HSV)[..., 0].astype(int)
+        hue_b = cv2.cvtColor(b, cv2.COLOR_RGB2HSV)[..., 0].astype(int)
+        hue_shifts.append(np.abs(hue_a - hue_b).mean())
+        # the same geometry: strong edges stay at the same pixels
+        grad = [np.abs(np.diff(x.astype(int).mean(2), axis=1)) for x in (a, b)]
+        edges.append(np.corrcoef(grad[0].ravel(), grad[1].ravel())[0, 1])
+    assert max(hue_shifts) > 5 and min(edges) > 0.8
+
+
+@pytest.mark.parametrize("key", ["brightness", "contrast", "saturation", "hue"])
+def test_photometric_ranges_are_checked_by_the_config_parser(key):
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--jitter", type=Photometric)
+    assert parser.parse_args([f"--jitter.{key}=0.5"]).jitter[key] == 0.5
+    with pytest.raises(Exception, match="does not conform"):
+        parser.parse_args([f"--jitter.{key}=1.5"])

@@ -200,3 +200,41 @@ def test_wandb_goes_offline_without_login_and_writes_under_the_output(run, tmp_p
     assert note.startswith(f"W&B run saved offline in {target / 'wandb'}")
     assert list(target.glob("wandb/offline-run-*/run-*.wandb"))
     assert not (tmp_path / "wandb").exists()  # nothing in the current folder
+
+
+def test_compact_table_is_the_image_weighted_mean_of_both_border_splits(run):
+    """One row per bucket: the mean over both splits' images, computed here from the rows."""
+    from rich.console import Console
+
+    from pconv.evaluation.report import Report
+
+    _, _, data = run
+    report = Report(**data)
+    console = Console(width=200, record=True)
+    console.print(report.compact_table())
+    text = console.export_text()
+    for group in ("0.01-0.1", "0.3-0.4", "0.5-0.6"):
+        line = next(ln for ln in text.splitlines() if f" {group} " in ln)
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        for method, cell in zip(METHODS, cells[2:], strict=True):
+            rows = [r for r in data["rows"] if r["method"] == method and r["group"] == group]
+            mean = sum(r["psnr"] * r["count"] for r in rows) / sum(r["count"] for r in rows)
+            assert cell == f"{mean:.2f}"
+        assert cells[1] == str(2 * PER_ROW)
+
+
+def test_compact_flag_prints_one_table_on_the_held_out_photos(tiny_checkpoint, tmp_path, capsys):
+    argv = ["--ckpt", tiny_checkpoint, "--size", str(SIZE), "--per-bucket", "1", "--workers", "0"]
+    argv += ["--images", "samples:heldout", "--optional-metrics", "none", "--compact"]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PSNR (dB) on samples:heldout") == 1 and "SSIM" not in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["images"] == "samples:heldout"
+
+
+def test_unknown_sample_split_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["--images", "samples:holdout", "--baselines", "mean", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown split 'holdout' of the sample photos" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())

@@ -212,3 +212,16 @@ def test_offline_imagenet_weights_fail_fast_with_instructions(tmp_path, monkeypa
     assert "\n" not in message
     assert str(tmp_path / "checkpoints" / "vgg16-397923af.pth") in message
     assert "vgg_weights" in message
+
+
+def test_without_perceptual_and_style_weights_vgg_is_not_run(monkeypatch):
+    pixel_only = InpaintingLoss(perceptual_weight=0, style_weight=0, vgg_weights=None).double()
+    monkeypatch.setattr(type(pixel_only.vgg), "forward", lambda *_: pytest.fail("VGG ran"))
+    output, target, mask = make_batch(6)
+    terms = pixel_only(output, target, mask)
+    o, t, m = output.numpy(), target.numpy(), mask.numpy()
+    valid = np.abs(m * (o - t)).mean()
+    hole = np.abs((1 - m) * (o - t)).mean()
+    tv = literal_tv(torch.from_numpy(m * t + (1 - m) * o), mask)
+    assert terms["perceptual"] == terms["style_out"] == terms["style_comp"] == 0
+    np.testing.assert_allclose(terms["total"].item(), valid + 6 * hole + 0.1 * tv, rtol=1e-9)
