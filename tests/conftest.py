@@ -7,8 +7,12 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+import cv2
+import numpy as np
 import pytest
+import skimage.data
 import torch
+from photos import PHOTO_HEIGHT, PHOTO_WIDTH
 
 #: The tiny network of ``tiny_checkpoint``: inputs must be multiples of 2**4 = 16.
 TINY_LEVELS = 4
@@ -42,3 +46,18 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def inpainter(tiny_checkpoint):
+    """An ``Inpainter`` on the CPU of ``tiny_checkpoint``."""
+    from pconv.inference import Inpainter
+
+    return Inpainter.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """The astronaut, PHOTO_HEIGHT×PHOTO_WIDTH×3 uint8 RGB."""
+    size = (PHOTO_WIDTH, PHOTO_HEIGHT)
+    return cv2.resize(skimage.data.astronaut(), size, interpolation=cv2.INTER_AREA)

@@ -9,22 +9,12 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from photos import PHOTO_HEIGHT, PHOTO_WIDTH
 
 from pconv.inference import Inpainter, atomic_write, main, pad_to_multiple
 from pconv.weights import load_network
 
-#: Odd sizes, none a multiple of the tiny network's 16.
-HEIGHT, WIDTH = 45, 67
-
-
-@pytest.fixture(scope="module")
-def inpainter(tiny_checkpoint) -> Inpainter:
-    return Inpainter.from_checkpoint(tiny_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return cv2.resize(skimage.data.astronaut(), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+HEIGHT, WIDTH = PHOTO_HEIGHT, PHOTO_WIDTH
 
 
 @pytest.fixture(scope="module")

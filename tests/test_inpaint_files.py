@@ -8,22 +8,12 @@ import os
 import cv2
 import numpy as np
 import pytest
-import skimage.data
+from photos import PHOTO_HEIGHT, PHOTO_WIDTH
 from refusals import assert_refused, digests
 
-from pconv.inference import Inpainter, main
+from pconv.inference import main
 
-HEIGHT, WIDTH = 45, 67
-
-
-@pytest.fixture(scope="module")
-def inpainter(tiny_checkpoint) -> Inpainter:
-    return Inpainter.from_checkpoint(tiny_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return cv2.resize(skimage.data.astronaut(), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+HEIGHT, WIDTH = PHOTO_HEIGHT, PHOTO_WIDTH
 
 
 @pytest.fixture(scope="module")
