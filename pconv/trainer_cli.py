@@ -6,8 +6,8 @@ so they may interpolate (``${data.image_size}``) and read the environment
 (``${oc.env:IMAGENET_ROOT,/data/imagenet}``).
 
 Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in callback:
-``checkpoint`` (ModelCheckpoint: best ``val/psnr`` and ``last.ckpt``), ``interrupt`` (a
-checkpoint on Ctrl-C or a crash; the ``--ckpt_path`` that resumes it is printed),
+``checkpoint`` (BestAndLastCheckpoint: best ``val/psnr`` and ``last.ckpt``, the newest),
+``interrupt`` (a checkpoint on Ctrl-C or a crash; the ``--ckpt_path`` that resumes it is printed),
 ``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
 ``prediction_writer`` (``predict`` PNGs).
 
@@ -35,6 +35,7 @@ from lightning.pytorch.loggers import WandbLogger
 import pconv
 from pconv import preflight
 from pconv.callbacks import (
+    BestAndLastCheckpoint,
     FinetuneSwitch,
     InterruptCheckpoint,
     PredictionWriter,
@@ -195,7 +196,7 @@ class PConvCLI(LightningCLI):
             )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/psnr",

@@ -9,6 +9,7 @@ fixed evaluation set.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Literal
 
 import lightning as L
@@ -106,9 +107,11 @@ class InpaintingDataModule(L.LightningDataModule):
                 f"unknown image source {source!r}; valid: {', '.join(SOURCE_KINDS)}"
             )
         make_mask_generator(mask_preset)  # an unknown preset fails now, not in a worker
-        self.save_hyperparameters()
-        # Kept as given: under LightningCLI the hyper-parameters hold the config as dicts.
+        self.save_hyperparameters(ignore=["train_photometric"])
         self.train_photometric = train_photometric
+        # As plain numbers: checkpoints hold the hyper-parameters and must stay loadable with
+        # torch.load(weights_only=True), which refuses pickled classes.
+        self.hparams["train_photometric"] = asdict(train_photometric)
         self.train_set: Dataset | None = None
         self.val_set: EvalDataset | None = None
         self.test_set: EvalDataset | None = None

@@ -183,6 +183,6 @@ def test_a_source_too_small_for_disjoint_sets_says_so(caplog):
         dm.setup("test")
     lines = [r.getMessage() for r in caplog.records if "share images" in r.getMessage()]
     assert lines == [
-        "test and validation share images: split 'val' has 8 images, fewer than the 24 two "
+        "test and validation share images: split 'val' has 2 images, fewer than the 24 two "
         "disjoint sets need; name another split with data.test_split"
     ]
