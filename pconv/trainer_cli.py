@@ -306,6 +306,20 @@ def bad_input_cause(error: BaseException) -> BaseException | None:
     return None
 
 
+def make_cli(args: list[str] | None, **kwargs: Any) -> PConvCLI:
+    """:class:`PConvCLI` for our module and DataModule on ``args``, configs read in omegaconf
+    mode; ``kwargs`` go to LightningCLI (e.g. ``run=False``)."""
+    return PConvCLI(
+        InpaintingModule,
+        InpaintingDataModule,
+        parser_kwargs={"parser_mode": "omegaconf"},
+        # Optimizers come from model.optimizer: configure_optimizers builds the groups.
+        auto_configure_optimizers=False,
+        args=args,
+        **kwargs,
+    )
+
+
 def run(args: list[str] | None = None) -> None:
     """Run the LightningCLI on ``args`` (``sys.argv[1:]`` when None).
 
@@ -314,16 +328,11 @@ def run(args: list[str] | None = None) -> None:
     """
     quiet_library_notices()
     try:
-        PConvCLI(
-            InpaintingModule,
-            InpaintingDataModule,
-            parser_kwargs={"parser_mode": "omegaconf"},
+        make_cli(
+            # The console scripts pass sys.argv[1:] on; LightningCLI warns when given both.
+            None if args == sys.argv[1:] else args,
             save_config_callback=LoggedConfigCallback,
             parser_class=OneLineParser,
-            # Optimizers come from model.optimizer: configure_optimizers builds the groups.
-            auto_configure_optimizers=False,
-            # The console scripts pass sys.argv[1:] on; LightningCLI warns when given both.
-            args=None if args == sys.argv[1:] else args,
         )
     except NonFiniteLossError as error:
         print(f"pconv: {error}", file=sys.stderr)

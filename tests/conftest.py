@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -61,3 +62,11 @@ def photo() -> np.ndarray:
     """The astronaut, PHOTO_HEIGHT×PHOTO_WIDTH×3 uint8 RGB."""
     size = (PHOTO_WIDTH, PHOTO_HEIGHT)
     return cv2.resize(skimage.data.astronaut(), size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture
+def restore_sigint():
+    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)

@@ -3,8 +3,6 @@ checkpoint ends with bit-identical weights, optimizer and scheduler state to a s
 mid-epoch, across the fine-tune switch, for a folder source and LitData shards, with 0 and 2
 loader workers."""
 
-import signal
-
 import lightning as L
 import pytest
 import skimage.data
@@ -90,14 +88,6 @@ def shards(tmp_path_factory, folder):
     for split in ("train", "val"):
         prepare("folder", str(folder), str(output), split, num_workers=1)
     return output
-
-
-@pytest.fixture
-def restore_sigint():
-    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
-    handler = signal.getsignal(signal.SIGINT)
-    yield
-    signal.signal(signal.SIGINT, handler)
 
 
 def assert_identical(a: L.Trainer, b: L.Trainer) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 import lightning as L
 from PIL import Image
 
-from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.samples import sample_source
 from pconv.evaluation.baselines import BASELINES, baseline_method
 from pconv.evaluation.plots import BACKGROUND, Panel, line_charts, png_bytes
@@ -37,7 +36,7 @@ from pconv.evaluation.report import ALL_ROWS, evaluate
 from pconv.evaluation.tracks import get_track
 from pconv.inference import Inpainter, atomic_write
 from pconv.module import InpaintingModule
-from pconv.trainer_cli import PConvCLI
+from pconv.trainer_cli import make_cli
 
 NETWORK = "pconv"
 METRIC = "psnr"
@@ -154,15 +153,7 @@ def main() -> None:
         "--image_grid.num_images=1",
         *args.extra,
     ]
-    cli = PConvCLI(
-        InpaintingModule,
-        InpaintingDataModule,
-        parser_kwargs={"parser_mode": "omegaconf"},
-        auto_configure_optimizers=False,
-        save_config_callback=None,
-        run=False,
-        args=cli_args,
-    )
+    cli = make_cli(cli_args, save_config_callback=None, run=False)
     size = cli.datamodule.hparams.image_size
     settings = {"config": args.config, "steps": args.steps, "every": args.every, "cli": cli_args}
     curve = HeldOutCurve(args.every, args.output, size, args.per_bucket, settings)

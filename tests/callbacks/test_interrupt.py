@@ -1,7 +1,5 @@
 """Ctrl-C leaves a checkpoint that resumes the run; a NaN loss leaves none."""
 
-import signal
-
 import lightning as L
 import pytest
 import torch
@@ -46,14 +44,6 @@ def fit(tmp_path, callbacks, data, ckpt_path=None, steps=4):
     )
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
-
-
-@pytest.fixture
-def restore_sigint():
-    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
-    handler = signal.getsignal(signal.SIGINT)
-    yield
-    signal.signal(signal.SIGINT, handler)
 
 
 def test_ctrl_c_checkpoint_resumes(tmp_path, restore_sigint):
