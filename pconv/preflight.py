@@ -94,6 +94,20 @@ def check_data(data: Any, stage: str) -> None:
             raise PreflightError(f"data: {error}") from None
         if source != "shards":  # shards were decoded once when prepared
             _read_some(images, what)
+        # Shards stream with drop_last: fewer images than a batch would train on nothing.
+        batch_size = _get(data, "batch_size") or 1
+        is_train = stage == "fit" and split == _get(data, "train_split")
+        if source == "shards" and is_train and len(images) < batch_size:
+            raise PreflightError(
+                f"data.batch_size={batch_size} is more than the {len(images)} images of "
+                f"{what}; lower data.batch_size or prepare more images"
+            )
+    low, high = _get(data, "train_crop_scale", (0, 1))
+    if low > high:
+        raise PreflightError(
+            f"data.train_crop_scale=[{low}, {high}] runs from high to low; give the smaller "
+            "area fraction first, e.g. [0.25, 1.0]"
+        )
     check_masks(data)
 
 
@@ -160,12 +174,26 @@ def check_init_from(spec: str, model: Any) -> None:
     check_architecture(saved, _get(model, "net"), spec)
 
 
+def check_trainer(trainer: Any) -> None:
+    """Callbacks that need a logger when ``trainer.logger`` is off."""
+    if _get(trainer, "logger") not in (False, []):
+        return
+    for callback in _get(trainer, "callbacks", []):
+        name = str(_get(callback, "class_path", type(callback).__name__)).rsplit(".", 1)[-1]
+        if name == "LearningRateMonitor":
+            raise PreflightError(
+                "trainer.callbacks has a LearningRateMonitor but trainer.logger is false; "
+                "set a logger (e.g. WANDB_MODE=disabled keeps W&B quiet) or remove the callback"
+            )
+
+
 def check_config(config: Any, stage: str) -> None:
     """Every check above on the ``stage`` sub-config; raises :class:`PreflightError`.
 
     ``--ckpt_path`` is checked by the CLI with :func:`check_checkpoint` when it reads the
     checkpoint's hyper-parameters, before this runs."""
     data, model = _get(config, "data"), _get(config, "model")
+    check_trainer(_get(config, "trainer"))
     check_model(model, _get(data, "image_size"))
     check_data(data, stage)
     if _get(model, "init_from"):

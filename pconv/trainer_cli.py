@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -134,6 +135,13 @@ class LoggedConfigCallback(SaveConfigCallback):
 _CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 #: Characters of a parser error kept in its one line (Union errors list every subtype).
 _MAX_ERROR_CHARS = 400
+#: jsonargparse's error for a bad init argument of a class key such as ``model.net``: it lists
+#: every subtype of the key's Union; the line keeps the argument and what is wrong with it.
+_CLASS_ARG_ERROR = re.compile(
+    r'Parser key "(?P<key>[^"]+)": Does not validate against any of the Union subtypes.*?'
+    r'Problem with given class_path [^:]*: (?:Parser key "(?P<arg>[^"]+)": )?(?P<why>.*?)'
+    r"(?: - Expected a |$)"
+)
 
 
 class OneLineParser(LightningArgumentParser):
@@ -143,6 +151,9 @@ class OneLineParser(LightningArgumentParser):
         if not self.exit_on_error:
             return super().error(message, ex)
         line = " ".join(message.split())
+        if match := _CLASS_ARG_ERROR.search(line):
+            key = f"{match['key']}.init_args.{match['arg']}" if match["arg"] else match["key"]
+            line = f'Parser key "{key}": {match["why"]}'
         if len(line) > _MAX_ERROR_CHARS:
             line = line[:_MAX_ERROR_CHARS] + " ..."
         print(f"pconv: {line}; see `pconv <subcommand> --help`", file=sys.stderr)

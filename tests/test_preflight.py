@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import skimage.data
 import torch
 import yaml
+from PIL import Image
 
 from pconv.trainer_cli import run
 
@@ -88,6 +90,13 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
         (["--finetune.at_step=-5"], "finetune.at_step"),
         (["--model.loss.init_args.hole_weight=-1"], "hole_weight"),
         (["--data.source=folder", "--data.root=/no/such/folder"], "/no/such/folder does not"),
+        (["--model.net.init_args.levels=0"], '"model.net.init_args.levels": Not of type Pos'),
+        (["--model.net.init_args.width_mult=0"], '"model.net.init_args.width_mult"'),
+        (["--model.net.init_args.depth=3"], "Option 'depth' is not accepted"),
+        (["--image_grid.num_images=0"], "image_grid.num_images"),
+        (["--data.train_crop_scale=[2,1]"], "data.train_crop_scale"),
+        (["--data.train_crop_scale=[0.5,0.1]"], "[0.5, 0.1] runs from high to low"),
+        (["--trainer.logger=false"], "LearningRateMonitor but trainer.logger is false"),
     ],
 )
 def test_bad_value_gets_one_line(workspace, capsys, args, expected):
@@ -108,6 +117,25 @@ def test_folder_of_only_corrupt_images(workspace, capsys):
         workspace, capsys, "--data.source=folder", f"--data.root={workspace / 'images'}"
     )
     assert "none of the first 3 images" in line and "0.jpg" in line
+
+
+def test_shards_fewer_than_a_batch(workspace, capsys):
+    from pconv.data.shards import prepare
+
+    (workspace / "photos").mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        photo = getattr(skimage.data, name)()[:64, :64]
+        Image.fromarray(photo).save(workspace / "photos" / f"{name}.png")
+    for split in ("train", "val"):
+        prepare("folder", str(workspace / "photos"), str(workspace / "shards"), split, 1)
+    line = fails_with_one_line(
+        workspace,
+        capsys,
+        "--data.source=shards",
+        f"--data.root={workspace / 'shards'}",
+        "--data.batch_size=4",
+    )
+    assert "data.batch_size=4 is more than the 3 images" in line
 
 
 def test_mask_dir_of_corrupt_masks(workspace, capsys):

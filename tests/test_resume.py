@@ -1,7 +1,7 @@
-"""Exact resume: a run interrupted (Ctrl-C) at any step and resumed from its interrupt
-checkpoint ends with bit-identical weights, optimizer and scheduler state to a straight run,
-mid-epoch, across the fine-tune switch, for a folder source and LitData shards, with 0 and 2
-loader workers."""
+"""Exact resume: a run interrupted (Ctrl-C) at any step and resumed from its newest checkpoint
+(interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights, optimizer and
+scheduler state to a straight run, mid-epoch, at an epoch's end, across the fine-tune switch,
+for a folder source and LitData shards, with 0 and 2 loader workers."""
 
 import lightning as L
 import pytest
@@ -110,18 +110,11 @@ def assert_identical(a: L.Trainer, b: L.Trainer) -> None:
     [
         ("folder", 0, 4, 2),  # mid-epoch, after the fine-tune switch
         ("folder", 2, 2, 5),  # before the switch, with workers
-        pytest.param(
-            "shards",
-            0,
-            3,
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap: LitData without workers replays an epoch's order after a "
-                "mid-epoch resume (and an epoch-end last.ckpt of shards resumes off too)",
-            ),
-        ),
-        ("shards", 2, 5, None),
+        ("folder", 0, 3, 1),  # at an epoch's end (3 batches): resumed from last.ckpt
+        ("shards", 0, 3, None),  # mid-epoch (2 batches an epoch)
+        ("shards", 2, 5, 4),  # with workers, after the switch
+        ("shards", 0, 2, None),  # at epoch ends: Lightning finishes the "old" epoch first
+        ("shards", 2, 4, None),
     ],
 )
 def test_interrupted_and_resumed_run_equals_a_straight_run(

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
@@ -40,7 +41,7 @@ class ValidationImageGrid(L.Callback):
     with ``PANELS``; saved as ``<log dir>/images/val_step<step>.png`` and logged to W&B
     (``val/examples``) or TensorBoard. Skipped during the sanity check."""
 
-    def __init__(self, num_images: int = 4) -> None:
+    def __init__(self, num_images: PositiveInt = 4) -> None:
         if num_images < 1:
             raise ValueError(f"ValidationImageGrid: num_images must be >= 1, got {num_images}")
         self.num_images = num_images

@@ -28,6 +28,7 @@ from pconv.data.nvidia_masks import FileEvalMasks
 from pconv.data.transforms import (
     NO_PHOTOMETRIC,
     TRAIN_CROP_SCALE,
+    AreaFraction,
     Photometric,
     eval_transform,
     train_transform,
@@ -97,7 +98,7 @@ class InpaintingDataModule(L.LightningDataModule):
         train_samples_per_epoch: PositiveInt | None = None,
         val_root: str | None = None,
         test_split: str | None = None,
-        train_crop_scale: tuple[float, float] = TRAIN_CROP_SCALE,
+        train_crop_scale: tuple[AreaFraction, AreaFraction] = TRAIN_CROP_SCALE,
         seed: int | None = None,
         train_photometric: Photometric = NO_PHOTOMETRIC,
     ) -> None:

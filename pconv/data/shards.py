@@ -405,20 +405,42 @@ class TrainingStream(StreamingDataset):
 
 
 class ResumableStreamingLoader(StreamingDataLoader):
-    """LitData's loader, whose saved position is the batches training consumed.
+    """LitData's loader, positioned by the batches training consumed.
 
-    Lightning saves the loader's state in checkpoints, but the loader has by then yielded the
-    batch being trained and one prefetched batch more; resumed from that, a run would skip
-    them. ``batches_done()`` gives the batches the trainer consumed since the start of
-    training (from its step count), and the state records exactly that position.
+    ``batches_done()`` gives the batches the trainer consumed since the start of training
+    (from its step count, which checkpoints hold). Each iteration starts at that position,
+    like :class:`pconv.data.datasets.EpochSampler`, and the state Lightning saves in
+    checkpoints records it too (LitData's own count would include the batch being trained
+    and one prefetched batch more, which a resumed run would skip).
     """
 
     def __init__(self, dataset: StreamingDataset, batches_done: Callable[[], int], **kw) -> None:
         super().__init__(dataset, **kw)
         self.batches_done = batches_done
 
+    def __iter__(self) -> Iterator:
+        # The position comes from the step count at every epoch start, not from LitData's
+        # own bookkeeping: Lightning may begin an epoch mid-way (an iteration-based run
+        # resumed from an epoch-end checkpoint finishes the "old" epoch first) and stops after
+        # ``len(self)`` batches without running LitData's iterator dry, which is how LitData
+        # learns that a resumed epoch is over (it would replay that epoch next).
+        epoch, consumed = self._position()
+        if consumed:
+            if self._iterator is not None:  # persistent workers hold the previous position
+                self._iterator._shutdown_workers()
+                self._iterator = None
+            self.load_state_dict(self.state_dict())
+        else:
+            self.restore = False
+            self.current_epoch = epoch  # LitData's __iter__ counts it up to ``epoch + 1``
+        return super().__iter__()
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, batches consumed in it) of the batches training consumed."""
+        return divmod(self.batches_done(), max(len(self), 1))
+
     def state_dict(self) -> dict:
-        epoch, consumed = divmod(self.batches_done(), len(self))
+        epoch, consumed = self._position()
         yielded = self._num_samples_yielded_streaming, self._latest_worker_idx
         self._num_samples_yielded_streaming = consumed * self.batch_size
         # The worker that produced the last consumed batch (workers take turns from 0).

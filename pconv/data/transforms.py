@@ -22,6 +22,8 @@ FLIP_PROBABILITY = 0.5
 _UINT8_MAX = 255.0
 #: A hue shift as a fraction of the colour wheel: half of it reaches every hue.
 HueShift = restricted_number_type("HueShift", float, [(">=", 0), ("<=", 0.5)])
+#: A crop's share of the photo's area.
+AreaFraction = restricted_number_type("AreaFraction", float, [(">", 0), ("<=", 1)])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import nn
 
 from pconv.nn.partial_conv import PartialConv2d
@@ -90,7 +91,9 @@ class PConvUNet(nn.Module):
     H and W must be multiples of 2**levels.
     """
 
-    def __init__(self, levels: int = 8, width_mult: float = 1.0, in_channels: int = 3) -> None:
+    def __init__(
+        self, levels: PositiveInt = 8, width_mult: PositiveFloat = 1.0, in_channels: PositiveInt = 3
+    ) -> None:
         super().__init__()
         if levels < 1:
             raise ValueError(f"PConvUNet: levels must be >= 1, got {levels}")
