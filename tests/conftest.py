@@ -65,6 +65,23 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture
+def gram_dtypes(monkeypatch) -> set[torch.dtype]:
+    """The dtypes of every Gram matrix the style loss computes during the test."""
+    import pconv.losses.inpainting as inpainting
+
+    seen: set[torch.dtype] = set()
+    gram_matrix = inpainting.gram_matrix
+
+    def spy_gram(features):
+        gram = gram_matrix(features)
+        seen.add(gram.dtype)
+        return gram
+
+    monkeypatch.setattr(inpainting, "gram_matrix", spy_gram)
+    return seen
+
+
+@pytest.fixture
 def restore_sigint():
     # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
     handler = signal.getsignal(signal.SIGINT)
