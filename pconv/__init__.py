@@ -8,12 +8,17 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 
+# Module paths of earlier versions (pconv.module, pconv.callbacks, ...) keep importing.
+from pconv.utils import moved as _moved  # noqa: E402
+
+_moved.install()
+
 # The public names load on first use, so `import pconv` (and the CLI's start) stays quick.
 _LAZY = {
     "PartialConv2d": "pconv.nn.partial_conv",
     "PConvUNet": "pconv.nn.unet",
     "InpaintingLoss": "pconv.losses.inpainting",
-    "InpaintingModule": "pconv.module",
+    "InpaintingModule": "pconv.training.module",
     "InpaintingDataModule": "pconv.data.datamodule",
     "Inpainter": "pconv.inference",
 }

@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pconv import tool_args
-from pconv.callbacks.image_grid import HOLE_COLOR
 from pconv.data.images import UnreadableImageError, decode_image
 from pconv.data.samples import SAMPLE_NAMES, sample_image
 from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
 from pconv.metrics import SSIM_KERNEL, per_image_scores
-from pconv.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
-from pconv.weights import CheckpointError
+from pconv.training.callbacks.image_grid import HOLE_COLOR
+from pconv.utils import tool_args
+from pconv.utils.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
+from pconv.weights.errors import CheckpointError
 
 # Gradio's usage analytics would call out to the network on every start (read when Gradio
 # is imported, so set before: gradio is imported lazily, being an optional extra).

@@ -14,13 +14,13 @@ import sys
 #: exit code (2 for bad input).
 TOOLS = {
     "params": "pconv.nn.summary:main",
-    "prepare": "pconv.data.shards:main",
-    "evaluate": "pconv.evaluation.report:main",
+    "prepare": "pconv.data.prepare:main",
+    "evaluate": "pconv.evaluation.cli:main",
     "masks": "pconv.evaluation.mask_export:main",
     "inpaint": "pconv.inference:main",
-    "export": "pconv.export:main",
-    "push": "pconv.hub:main",
-    "weights": "pconv.weights:main",
+    "export": "pconv.weights.export:main",
+    "push": "pconv.weights.push:main",
+    "weights": "pconv.weights.pretrained:main",
     "app": "pconv.app:main",
 }
 #: Every command with one line of help, in the order a user meets them.
@@ -50,7 +50,7 @@ def help_text() -> str:
 
 def lightning_main(args: list[str] | None = None) -> int:
     """The LightningCLI for :class:`pconv.InpaintingModule` (fit, validate, test, predict)."""
-    from pconv.trainer_cli import run
+    from pconv.training.cli import run
 
     run(args)
     return 0
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] in TOOLS:
-        from pconv.tool_args import PARSERS
+        from pconv.utils.tool_args import PARSERS
 
         if argv[0] in PARSERS:
             # Help and argument errors exit here, before the tool's heavy imports; the tool's

@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -39,13 +36,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pconv import tool_args
 from pconv.data.images import IMAGE_EXTENSIONS, scan_images
 from pconv.image_io import encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
-from pconv.progress import track
-from pconv.tool_args import BLACK, WHITE
-from pconv.weights import CheckpointError, WeightsUnavailableError, load_network, resolve
+from pconv.utils import tool_args
+from pconv.utils.choices import BLACK, WHITE
+from pconv.utils.files import atomic_write
+from pconv.utils.progress import track
+from pconv.weights.errors import CheckpointError, WeightsUnavailableError
+from pconv.weights.load import load_network, resolve
 
 PROG = "pconv inpaint"
 #: A mask pixel is white (:data:`WHITE`) at or above half range.
@@ -199,30 +198,6 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
             f"in your masks, {advice}"
         )
     return valid.astype(np.uint8), gray_pixels
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path in ``path``'s folder, renamed onto ``path`` when the block succeeds
-    (and deleted when it fails), so ``path`` never holds a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are 0600, and the result must get the user's umask like any new
-    # file (shared cluster folders). The suffix stays last: writers pick the format from it.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{path.suffix}")
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        yield Path(temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as temporary:
-        temporary.write_bytes(data)
-    return Path(path)
 
 
 def encode_image(image: np.ndarray, suffix: str) -> bytes:

@@ -25,8 +25,8 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     """A checkpoint of a tiny random PConvUNet in the format ``pconv fit`` writes
     (Lightning's ``state_dict`` + ``hyper_parameters``), loadable by ``load_network``."""
     from pconv.losses.inpainting import InpaintingLoss
-    from pconv.module import InpaintingModule
     from pconv.nn.unet import PConvUNet
+    from pconv.training.module import InpaintingModule
 
     torch.manual_seed(0)
     module = InpaintingModule(

@@ -33,9 +33,9 @@ import yaml
 
 import pconv.nn.partial_conv as partial_conv
 from pconv.losses.inpainting import TERMS, InpaintingLoss
-from pconv.module import InpaintingModule, encoder_batch_norms
 from pconv.nn.partial_conv import PartialConv2d
 from pconv.nn.unet import PConvUNet
+from pconv.training.module import InpaintingModule, encoder_batch_norms
 
 sys.path.insert(0, str(Path(__file__).parent / "nn"))
 from test_partial_conv import literal_partial_conv  # noqa: E402

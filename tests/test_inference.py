@@ -11,7 +11,8 @@ import skimage.data
 import torch
 from photos import PHOTO_HEIGHT, PHOTO_WIDTH
 
-from pconv.inference import Inpainter, atomic_write, main, pad_to_multiple
+from pconv.inference import Inpainter, main, pad_to_multiple
+from pconv.utils.files import atomic_write
 from pconv.weights import load_network
 
 HEIGHT, WIDTH = PHOTO_HEIGHT, PHOTO_WIDTH

@@ -16,9 +16,9 @@ from lightning.pytorch.loggers import CSVLogger
 import pconv.nn.partial_conv as partial_conv
 from pconv.data.datamodule import InpaintingDataModule
 from pconv.losses.inpainting import TERMS, InpaintingLoss, gram_matrix
-from pconv.module import InpaintingModule
 from pconv.nn.partial_conv import PartialConv2d
 from pconv.nn.unet import PConvUNet
+from pconv.training.module import InpaintingModule
 
 #: Small on purpose: bf16 convolutions are slow on CPUs without bf16 instructions.
 SIZE = 32

@@ -6,7 +6,7 @@ whose timed calls take turns, so load from other processes hits them alike; a ba
 fails is reported as skipped, with the reason. torch.compile's first call per shape compiles
 (about a minute on 2 CPU cores; Inductor caches it for later runs). On CUDA the PyTorch
 backends run in bf16 autocast with channels_last; ONNX Runtime runs the float32 graph exported
-by ``pconv.export.export_onnx`` on the best execution provider it has.
+by ``pconv.weights.export.export_onnx`` on the best execution provider it has.
 
     python experiments/benchmarks/bench_inference.py [--batch 2] [--repeats 2]
 """
@@ -98,10 +98,10 @@ def compiled(args: argparse.Namespace, info: dict) -> dict:
 
 
 def onnxruntime_backend(args: argparse.Namespace, info: dict) -> dict:
-    """Ours exported with ``pconv.export.export_onnx`` and run by ONNX Runtime."""
+    """Ours exported with ``pconv.weights.export.export_onnx`` and run by ONNX Runtime."""
     import onnxruntime
 
-    from pconv.export import export_onnx
+    from pconv.weights.export import export_onnx
 
     available = onnxruntime.get_available_providers()
     providers = [p for p in args.ort_providers if p in available]

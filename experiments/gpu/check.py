@@ -57,7 +57,7 @@ import bench_train  # noqa: E402
 from harness import RESULTS, machine_info, print_table, synchronize, time_calls  # noqa: E402
 
 from pconv.data.datamodule import InpaintingDataModule  # noqa: E402
-from pconv.inference import atomic_write  # noqa: E402
+from pconv.utils.files import atomic_write  # noqa: E402
 
 SECTIONS = ("correctness", "training", "mfu", "inference", "profile")
 CUDA_TESTS = ROOT / "tests" / "test_cuda.py"

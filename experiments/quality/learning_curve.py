@@ -2,7 +2,7 @@
 
 Trains with a pconv config (default: the demo's, on the training photos) and, every
 ``--every`` steps, scores the network on the held-out photos through the code path of
-``pconv evaluate`` (:func:`pconv.evaluation.report.evaluate`: same images, same fixed masks,
+``pconv evaluate`` (:func:`pconv.evaluation.loop.evaluate`: same images, same fixed masks,
 same metrics). Telea, Navier–Stokes and mean fill are scored once on the same items and drawn
 as flat lines. After every point the results are rewritten, so a run cut short keeps its
 curve:
@@ -31,12 +31,14 @@ from PIL import Image
 
 from pconv.data.samples import sample_source
 from pconv.evaluation.baselines import BASELINES, baseline_method
+from pconv.evaluation.loop import evaluate
 from pconv.evaluation.plots import BACKGROUND, Panel, line_charts, png_bytes
-from pconv.evaluation.report import ALL_ROWS, evaluate
+from pconv.evaluation.report import ALL_ROWS
 from pconv.evaluation.tracks import get_track
-from pconv.inference import Inpainter, atomic_write
-from pconv.module import InpaintingModule
-from pconv.trainer_cli import make_cli
+from pconv.inference import Inpainter
+from pconv.training.cli import make_cli
+from pconv.training.module import InpaintingModule
+from pconv.utils.files import atomic_write
 
 NETWORK = "pconv"
 METRIC = "psnr"

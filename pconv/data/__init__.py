@@ -19,7 +19,6 @@ from pconv.data.images import (
     UnreadableImageError,
     UnreadableImageWarning,
     decode_image,
-    open_image_source,
     read_image,
 )
 from pconv.data.mask_files import MaskFileError, MaskFileSource
@@ -33,6 +32,7 @@ from pconv.data.masks import (
     make_mask_generator,
     touches_border,
 )
+from pconv.data.sources import open_image_source
 
 
 def __getattr__(name: str):

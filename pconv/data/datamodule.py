@@ -21,10 +21,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from pconv.data.buckets import NUM_BUCKETS
 from pconv.data.datasets import EpochSampler, EvalDataset, EvalMaskFn, MaskFn, TrainDataset
-from pconv.data.images import SOURCE_KINDS, DataSourceError, open_image_source
+from pconv.data.images import DataSourceError
 from pconv.data.mask_files import MaskFileSource
 from pconv.data.masks import NUM_BORDER_SPLITS, GeneratedEvalMasks, make_mask_generator
 from pconv.data.nvidia_masks import FileEvalMasks
+from pconv.data.sources import SOURCE_KINDS, open_image_source
 from pconv.data.transforms import (
     NO_PHOTOMETRIC,
     TRAIN_CROP_SCALE,

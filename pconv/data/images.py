@@ -8,8 +8,9 @@ colour the transparent pixels happen to store, often black). Files that cannot b
 including truncated ones, raise :class:`UnreadableImageError` naming the file.
 
 An *image source* is a sized collection of images: ``len(source)``, ``source.name(i)`` and
-``source.load(i, min_size)``. :func:`open_image_source` builds one from a config
-``(source, root, split)``.
+``source.load(i, min_size)``. This module has the file-based ones (:func:`image_folder`,
+:func:`file_list`); :func:`pconv.data.sources.open_image_source` builds any kind from a
+config ``(source, root, split)``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: File name endings scanned for in image folders (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
-#: The source kinds :func:`open_image_source` knows.
-SOURCE_KINDS = ("samples", "imagefolder", "folder", "filelist", "shards")
 #: Reduced JPEG decoding factors OpenCV offers, largest first, with their flags.
 _JPEG_REDUCTIONS = (
     (8, cv2.IMREAD_REDUCED_COLOR_8),
@@ -234,40 +233,12 @@ def file_list(list_path: str | os.PathLike) -> FileImageSource:
     return FileImageSource(paths, str(list_path))
 
 
-def open_image_source(kind: str, root: str | None = None, split: str | None = None) -> ImageSource:
-    """The image source of a config: ``kind`` is one of :data:`SOURCE_KINDS`.
-
-    ``split`` selects the sub-folder of ``imagefolder`` and ``shards`` roots and the photos
-    of ``samples`` (:data:`pconv.data.samples.SAMPLE_SPLITS`: training or held-out photos);
-    it is ignored by the flat sources (``folder``, ``filelist``).
-    """
-    if kind not in SOURCE_KINDS:
-        raise DataSourceError(f"unknown image source {kind!r}; valid: {', '.join(SOURCE_KINDS)}")
-    if kind == "samples":
-        # Imported here: skimage is slow to import and only this source needs it.
-        from pconv.data.samples import sample_source
-
-        return sample_source(split)
-    if root is None:
-        raise DataSourceError(
-            f"image source {kind!r} needs `root` (a path{' or URL' * (kind == 'shards')})"
-        )
-    if kind == "shards":
-        # Imported here: litdata is only needed for shards.
-        from pconv.data.shards import ShardImageSource
-
-        return ShardImageSource(root, split)
-    if kind == "filelist":
-        return file_list(root)
-    return image_folder(root, split if kind == "imagefolder" else None)
-
-
 class SkippingReader:
     """Loads images from a source, replacing an unreadable one by the next readable one.
 
     Every file passed over is queued as ``"<path>: <reason>"`` until :meth:`drain` hands the
     queue to the sample being built, so skips travel with the batches to the main process
-    and are counted over all workers and ranks (:class:`pconv.callbacks.SkipReport`), not
+    and are counted over all workers and ranks (:class:`pconv.training.callbacks.SkipReport`), not
     warned separately by each reader. More than ``max_consecutive`` unreadable images in a
     row raise :class:`UnreadableImageError`: that is a broken source, not a stray file.
     """

@@ -25,9 +25,8 @@ from pconv.data.buckets import NUM_BUCKETS, OUT_OF_RANGE, bucket_label, bucket_o
 from pconv.data.images import IMAGE_EXTENSIONS, DataSourceError, scan_images
 from pconv.data.mask_files import PAPER_THRESHOLD, MaskFileError, load_mask
 from pconv.data.masks import NUM_BORDER_SPLITS, hole_ratio, touches_border
+from pconv.utils.choices import HOLE_VALUES
 
-#: File values that can mean hole.
-HOLE_VALUES = (0, 255)
 #: A median hole ratio above this means black and white are probably swapped.
 SWAPPED_MEDIAN = 0.5
 #: Cells: bucket × border split, then out-of-range × border split.

@@ -1,6 +1,8 @@
 """Evaluation: the paper-style per-bucket report, classical baselines and the fixed mask set.
 
-- :mod:`~pconv.evaluation.report`: ``pconv evaluate`` and :func:`evaluate`;
+- :mod:`~pconv.evaluation.cli`: ``pconv evaluate``;
+- :mod:`~pconv.evaluation.loop`: :func:`~pconv.evaluation.loop.evaluate`, every method on a track;
+- :mod:`~pconv.evaluation.report`: the report's rows, tables, charts and files;
 - :mod:`~pconv.evaluation.tracks`: the paper (bucket × border) and LaMa (thin/medium/thick)
   tracks and their fixed masks;
 - :mod:`~pconv.evaluation.baselines`: OpenCV Telea and Navier–Stokes, mean fill;

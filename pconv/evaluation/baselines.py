@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import torch
 
+from pconv.utils.choices import BASELINE_NAMES
+
 #: A method under evaluation: (image, mask) -> output, shapes as in the module docstring.
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Neighbourhood radius, pixels, of OpenCV's inpainting (the value of OpenCV's own examples).
@@ -40,11 +42,17 @@ def mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 #: Baseline name -> H×W×3 uint8 image, H×W uint8 mask (1 valid) -> H×W×3 uint8 output.
-BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "telea": lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_TELEA),
-    "ns": lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_NS),
-    "mean": mean_fill,
-}
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = dict(
+    zip(
+        BASELINE_NAMES,
+        (
+            lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_TELEA),
+            lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_NS),
+            mean_fill,
+        ),
+        strict=True,
+    )
+)
 
 
 def baseline_method(name: str) -> Method:

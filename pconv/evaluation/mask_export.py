@@ -26,14 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv import progress, tool_args
 from pconv.data.masks import MaskGenerationError, hole_ratio
 from pconv.evaluation.plots import image_grid, png_bytes
 from pconv.evaluation.tracks import get_track
-from pconv.inference import atomic_write, encode_image
+from pconv.inference import encode_image
+from pconv.utils import progress, tool_args
+from pconv.utils.choices import WHITE
+from pconv.utils.files import atomic_write
 
 PROG = "pconv masks export"
-WHITE = 255
 #: Masks per row, and their side in pixels, on the contact sheet.
 SHEET_COLUMNS = 8
 SHEET_SIDE = 96

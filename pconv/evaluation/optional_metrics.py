@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-OPTIONAL_METRICS = ("lpips", "fid")
 #: torch-fidelity's Inception weights, as its FID feature extractor caches them.
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FID_FEATURES = 2048

@@ -1,70 +1,23 @@
-"""``pconv evaluate``: the paper's per-bucket report for a checkpoint, next to classical baselines.
+"""The report of an evaluation: rows per method × hole-ratio bucket, tables, charts and files.
 
-Every method (the network and the baselines of :mod:`pconv.evaluation.baselines`) sees the
-same centre-cropped images with the same fixed masks of a track
-(:mod:`pconv.evaluation.tracks`), and is scored the same way, by :mod:`pconv.metrics`: per
-image on the composite (valid pixels from the input, holes from the method, clamped to
-[0, 1]), then averaged per row.
-
-- ℓ1 (%): mean absolute error on the [0, 1] scale, in percent;
-- PSNR (dB): per image with data range 1, then the mean (not the PSNR of the pooled MSE);
-- SSIM: gaussian window 11, sigma 1.5, data range 1, K1 0.01, K2 0.03 (Wang et al.).
-
-Masks: the paper track's generated masks, or ``--masks DIR`` (e.g. NVIDIA's 12,000 test
-masks, as in the paper's Table 1), bucketed by measured hole ratio and border contact at
-``--size``; files outside every bucket get their own row, and "all" is the sum of the rows.
-On the paper track the paper's own PConv figures are shown beside the run as a labelled
-reference, saying where the run's setup differs from the paper's.
-
-Outputs in ``-o OUTDIR`` (existing ones are kept unless ``--overwrite``): ``report.csv`` and
-``report.json`` (one entry per method × row and "all", plus the paper reference),
-``metrics_vs_hole_ratio.png`` (paper track: one line per method) or ``metrics_by_preset.png``
-(LaMa track: grouped bars) and ``examples.png`` (the first item of each row, filled by every
-method); the tables are printed, and logged to W&B with ``--wandb`` (offline, under
-``OUTDIR``, when not logged in).
-
-Python entry point (stable): ``report, examples = evaluate(methods, source, track, size,
-per_row)`` with ``methods`` a dict of name → ``method(image, mask) -> output`` (e.g.
-:func:`network_method` and :func:`pconv.evaluation.baselines.baseline_method`), ``source``
-an image source, ``track`` from :func:`pconv.evaluation.tracks.get_track`; then
-``report.tables()`` (rich tables), ``report.rows`` and :func:`write_outputs`.
+:class:`Report` holds the scores (:func:`pconv.evaluation.loop.evaluate` fills it) and the
+paper's reference figures; :func:`write_outputs` writes ``report.csv``, ``report.json``, the
+chart and ``examples.png``; :func:`log_to_wandb` logs them to Weights & Biases.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
-import os
-import sys
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
-from rich.console import Console
-from rich.progress import Progress, track
 from rich.table import Table
-from torch.utils.data import DataLoader, Dataset
 
-from pconv import tool_args
 from pconv.data.buckets import BUCKETS, bucket_label
-from pconv.data.datasets import make_sample, spread_index
-from pconv.data.images import (
-    DataSourceError,
-    ImageSource,
-    SkippingReader,
-    UnreadableImageError,
-    open_image_source,
-)
-from pconv.data.nvidia_masks import FileEvalMasks
-from pconv.data.transforms import eval_transform
-from pconv.evaluation import optional_metrics
-from pconv.evaluation.baselines import BASELINES, Method, baseline_method
 from pconv.evaluation.plots import BarPanel, Panel, bar_charts, image_grid, line_charts, png_bytes
 from pconv.evaluation.tracks import (
     NVIDIA_TEST_MASKS,
@@ -72,14 +25,8 @@ from pconv.evaluation.tracks import (
     PAPER_SIZE,
     PAPER_TABLE1,
     Track,
-    get_track,
 )
-from pconv.inference import Inpainter, atomic_write
-from pconv.metrics import PERCENT, composite, per_image_scores
-from pconv.nn.unet import PConvUNet
-from pconv.weights import WeightsUnavailableError, load_network, resolve
-
-PROG = "pconv evaluate"
+from pconv.utils.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -107,7 +54,6 @@ DEFINITIONS = {
     "lpips": "torchmetrics LPIPS (AlexNet), per image on the composite; lower is better",
     "hole_ratio": "mean fraction of hole pixels of the row's masks",
 }
-NETWORK_NAME = "pconv"
 ALL_ROWS = "all"
 #: Method name of the paper's figures in report.csv.
 REFERENCE_NAME = "paper (reference)"
@@ -115,11 +61,6 @@ REFERENCE_NAME = "paper (reference)"
 PAPER_SETUP = "PConv, Liu et al. 2018, Table 1: Places2 val, 512 px, NVIDIA test masks"
 #: Output files of an evaluation, by key; the chart's name depends on the track.
 CHART_FILES = {"paper": "metrics_vs_hole_ratio.png", "lama": "metrics_by_preset.png"}
-#: Rough peak memory of evaluating one image, bytes per pixel: the image, mask, each method's
-#: output, composite and score maps (float32), and, per unit of the network's width, its
-#: activations and convolution workspace. An estimate to refuse impossible sizes early.
-IMAGE_BYTES_PER_PIXEL = 4 * 100
-NET_BYTES_PER_PIXEL = 4 * 600
 #: Metrics the paper's Table 1 reports (and the reference shows).
 PAPER_METRICS = ("l1", "psnr", "ssim")
 
@@ -127,41 +68,6 @@ PAPER_METRICS = ("l1", "psnr", "ssim")
 def _bucket_centres() -> dict[str, float]:
     """Bucket label -> the bucket's centre ratio, where the paper's figures are plotted."""
     return {bucket_label(b): (low + high) / 2 for b, (low, high) in enumerate(BUCKETS)}
-
-
-#: Side of each picture in examples.png, pixels.
-EXAMPLE_SIDE = 128
-#: Hole pixels are shown in this colour in the "input" column of examples.png.
-HOLE_COLOUR = (255, 255, 255)
-_UINT8_MAX = 255.0
-
-
-class EvalItems(Dataset):
-    """Item ``index``: an image spread evenly over the source
-    (:func:`pconv.data.datasets.spread_index`), resized and centre-cropped to ``size``, with
-    the track's fixed mask ``index``; a sample dict (:func:`pconv.data.datasets.make_sample`)
-    plus ``row`` and ``index``."""
-
-    def __init__(
-        self, source: ImageSource, track: Track, size: int, per_row: int, seed: int
-    ) -> None:
-        self.reader = SkippingReader(source, min_size=size)
-        self.transform = eval_transform(size)
-        self.track, self.size, self.seed = track, size, seed
-        self.length = track.length(per_row)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        position = spread_index(index, self.length, len(self.reader))
-        image = self.transform(image=self.reader(position))["image"]
-        mask, row = self.track.mask(self.seed, index, self.size)
-        return {
-            **make_sample(image, mask),
-            "row": torch.tensor(row, dtype=torch.long),
-            "index": torch.tensor(index, dtype=torch.long),
-        }
 
 
 @dataclass
@@ -337,33 +243,6 @@ def _cells(values: list[float], column: Column) -> list[str]:
     ]
 
 
-class _Sums:
-    """Per method, per row: sums of each per-image score, of hole ratios, and counts."""
-
-    def __init__(self, methods: list[str], metrics: list[str], rows: int) -> None:
-        self.sums = {m: {k: np.zeros(rows) for k in (*metrics, "hole_ratio")} for m in methods}
-        self.count = np.zeros(rows, dtype=np.int64)
-
-    def add(self, method: str, rows: np.ndarray, scores: dict[str, np.ndarray]) -> None:
-        for key, values in scores.items():
-            np.add.at(self.sums[method][key], rows, values)
-
-    def entry(self, method: str, indices: list[int]) -> dict:
-        count = int(self.count[indices].sum())
-        means = {
-            key: float(sums[indices].sum() / count) if count else math.nan
-            for key, sums in self.sums[method].items()
-        }
-        if "l1" in means:
-            means["l1"] *= PERCENT
-        return {"count": count, **means}
-
-
-def _thumbnail(image: torch.Tensor) -> np.ndarray:
-    array = (image.clamp(0, 1) * _UINT8_MAX).round().byte().permute(1, 2, 0).numpy()
-    return cv2.resize(array, (EXAMPLE_SIDE, EXAMPLE_SIDE), interpolation=cv2.INTER_AREA)
-
-
 def paper_reference(track: Track, size: int, images: str | None) -> dict:
     """The paper's figures (:data:`pconv.evaluation.tracks.PAPER_TABLE1`) with a label that
     says where this run differs from the paper's setup: images (assumed to be Places2 when
@@ -384,111 +263,6 @@ def paper_reference(track: Track, size: int, images: str | None) -> dict:
         "label": f"paper: {PAPER_SETUP} ({setup})",
         "rows": [{"group": group} | values for group, values in PAPER_TABLE1.items()],
     }
-
-
-def network_method(net: PConvUNet, device: torch.device | str) -> Method:
-    """The network as an evaluation method: ``method(image, mask) -> output`` on the CPU."""
-    inpainter = Inpainter(net, torch.device(device))
-    return lambda image, mask: inpainter.predict(image, mask).cpu()
-
-
-def evaluate(
-    methods: dict[str, Method],
-    source: ImageSource,
-    track: Track,
-    size: int,
-    per_row: int,
-    seed: int = 0,
-    batch_size: int = tool_args.EVAL_BATCH,
-    workers: int = 0,
-    optional: tuple[str, ...] = (),
-    device: torch.device | str = "cpu",
-    progress: bool | None = None,
-    images: str | None = None,
-) -> tuple[Report, dict[int, list[np.ndarray]]]:
-    """Score every method on the track's fixed items.
-
-    ``optional`` names metrics of :mod:`pconv.evaluation.optional_metrics` to add when their
-    weights are available (a note otherwise). ``progress``: show a bar (None: when stderr is
-    a terminal). ``images`` names the images in the config and the paper reference's label.
-    Returns the report and, per row index, the example pictures of its first item: masked
-    input, each method's composite, ground truth.
-    """
-    device = torch.device(device)
-    items = EvalItems(source, track, size, per_row, seed)
-    notes, metrics = [], ["l1", "psnr", "ssim"]
-    lpips = fids = None
-    if "lpips" in optional:
-        note = optional_metrics.lpips_weights_note()
-        if note is None:
-            lpips = optional_metrics.LpipsScorer(device)
-            metrics.append("lpips")
-        notes.append(note)
-    if "fid" in optional:
-        note = optional_metrics.fid_weights_note()
-        if note is None:
-            fids = {name: optional_metrics.new_fid(device) for name in methods}
-        notes.append(note)
-    sums = _Sums(list(methods), metrics, len(track.rows))
-    examples: dict[int, list[np.ndarray]] = {}
-    loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
-    console = Console(stderr=True)
-    show = console.is_terminal if progress is None else progress
-    with Progress(console=console, disable=not show, transient=True) as bar:
-        task = bar.add_task(f"evaluating {', '.join(methods)}", total=len(items))
-        for batch in loader:
-            image, mask, rows = batch["image"], batch["mask"], batch["row"].numpy()
-            np.add.at(sums.count, rows, 1)
-            # Batch positions of the first item of each row not yet pictured.
-            first = {r: i for i, r in reversed(list(enumerate(rows.tolist())))}
-            new_rows = [i for r, i in first.items() if r not in examples]
-            hole_colour = torch.tensor(HOLE_COLOUR).view(3, 1, 1) / _UINT8_MAX
-            for i in new_rows:
-                masked = torch.where(mask[i] > 0, image[i], hole_colour)
-                examples[int(rows[i])] = [_thumbnail(masked)]
-            for name, method in methods.items():
-                with torch.no_grad():
-                    comp = composite(method(image, mask).float().cpu(), image, mask)
-                scores = {k: v.numpy() for k, v in per_image_scores(comp, image).items()}
-                scores["hole_ratio"] = batch["hole_ratio"].numpy()
-                if lpips is not None:
-                    scores["lpips"] = lpips(comp, image).numpy()
-                sums.add(name, rows, scores)
-                if fids is not None:
-                    fids[name].update(image.to(device), real=True)
-                    fids[name].update(comp.to(device), real=False)
-                for i in new_rows:
-                    examples[int(rows[i])].append(_thumbnail(comp[i]))
-            for i in new_rows:
-                examples[int(rows[i])].append(_thumbnail(image[i]))
-            bar.advance(task, len(rows))
-
-    config = {"track": track.name, "size": size, "per_row": per_row, "seed": seed}
-    if track.file_masks is not None:
-        config |= {
-            "masks": str(track.file_masks.root),
-            "mask_hole_value": track.file_masks.hole_value,
-        }
-    report = Report(
-        config=config | {"images": images},
-        metrics=metrics,
-        methods=list(methods),
-        notes=[n for n in notes if n],
-        reference=paper_reference(track, size, images) if track.name == "paper" else None,
-    )
-    for name in methods:
-        for index, row in enumerate(track.rows):
-            report.rows.append(
-                {"method": name, "row": row.key, "group": row.group, "split": row.split}
-                | sums.entry(name, [index])
-            )
-        report.rows.append(
-            {"method": name, "row": ALL_ROWS, "group": ALL_ROWS, "split": ALL_ROWS}
-            | sums.entry(name, list(range(len(track.rows))))
-        )
-        if fids is not None:
-            report.fid[name] = float(fids[name].compute())
-    return report, examples
 
 
 def output_files(track_name: str, out_dir: Path) -> dict[str, Path]:
@@ -531,7 +305,7 @@ def log_to_wandb(
         import wandb
 
         # Imported here: the trainer CLI (Lightning) is only needed for W&B.
-        from pconv.trainer_cli import configure_wandb_mode
+        from pconv.training.cli import configure_wandb_mode
 
         configure_wandb_mode()
         run = wandb.init(
@@ -567,173 +341,3 @@ def log_to_wandb(
         run_dir = Path(run_dir).parent  # the run's folder, not its files/ sub-folder
         return f"W&B run saved offline in {run_dir}; upload it with: wandb sync {run_dir}"
     return None
-
-
-def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ...]:
-    """Comma-separated names, "none" for none; ValueError naming any unknown one."""
-    names = tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ValueError(f"unknown {what} {', '.join(unknown)}; valid: {', '.join(valid)}")
-    return names
-
-
-def open_images(spec: str) -> ImageSource:
-    """``samples`` (every sample photo), ``samples:SPLIT`` (e.g. ``samples:heldout``, see
-    :mod:`pconv.data.samples`), a folder of images (searched recursively) or a file list."""
-    kind, _, split = spec.partition(":")
-    if kind == "samples":
-        return open_image_source("samples", split=split or None)
-    path = Path(spec)
-    if path.is_file():
-        source = open_image_source("filelist", spec)
-    elif path.is_dir():
-        source = open_image_source("folder", spec)
-    else:
-        raise DataSourceError(
-            f"--images {spec} is neither 'samples', a folder of images nor a file list"
-        )
-    with warnings.catch_warnings():  # one line below, not one warning per bad file
-        warnings.simplefilter("ignore")
-        try:
-            SkippingReader(source)(0)
-        except UnreadableImageError as error:
-            raise DataSourceError(
-                f"--images {spec}: no readable image among the first ones ({error}); "
-                "check the files"
-            ) from None
-    return source
-
-
-def check_outputs(out_dir: Path, track_name: str, overwrite: bool) -> None:
-    """Refuse, before any work, an ``-o`` that is a file or lies under one, and report files
-    of an earlier evaluation there unless ``overwrite``."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"-o {out_dir} is a file; pass a folder for the report")
-    parent = next((p for p in out_dir.parents if p.exists()), None)
-    if not out_dir.exists() and parent is not None and not parent.is_dir():
-        raise ValueError(f"-o {out_dir} lies under {parent}, which is a file; pass a folder")
-    existing = [p.name for p in output_files(track_name, out_dir).values() if p.exists()]
-    if existing and not overwrite:
-        raise ValueError(
-            f"-o {out_dir} already holds {', '.join(existing)}; pass --overwrite to replace "
-            "them, or another -o"
-        )
-
-
-def _gib(size: float) -> str:
-    return f"{size / 2**30:,.1f} GiB"
-
-
-def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torch.device) -> None:
-    """Refuse a ``--size``/``--batch-size`` whose estimated peak memory exceeds the device's
-    total memory (see :data:`IMAGE_BYTES_PER_PIXEL`)."""
-    per_pixel = IMAGE_BYTES_PER_PIXEL + (NET_BYTES_PER_PIXEL * net.width_mult if net else 0)
-    needed = per_pixel * size * size * batch_size
-    if device.type == "cuda":
-        available = torch.cuda.get_device_properties(device).total_memory
-    else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > available:
-        raise ValueError(
-            f"--size {size} with --batch-size {batch_size} needs about {_gib(needed)} "
-            f"(estimated), more than the {_gib(available)} of {device.type} memory; "
-            "lower --size or --batch-size"
-        )
-
-
-def _check_numbers(args: argparse.Namespace) -> None:
-    for flag, value, least in (
-        ("--size", args.size, 1),
-        ("--per-bucket", args.per_bucket, 1),
-        ("--batch-size", args.batch_size, 1),
-        ("--workers", args.workers, 0),
-    ):
-        if value < least:
-            raise ValueError(f"{flag} must be at least {least}, got {value}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = tool_args.evaluate().parse_args(argv)
-    console = Console()
-    err = Console(stderr=True)
-
-    def fail(message: str) -> int:
-        print(f"{PROG}: {message}", file=sys.stderr)
-        return 2
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    # Every input and output is checked here, before any work or any file is written.
-    try:
-        _check_numbers(args)
-        baselines = _names(args.baselines, BASELINES, "baseline")
-        optional = _names(args.optional_metrics, optional_metrics.OPTIONAL_METRICS, "metric")
-        if args.ckpt is None and not baselines:
-            raise ValueError(
-                "nothing to evaluate: pass --ckpt PATH.ckpt (a checkpoint written by "
-                "`pconv fit`) and/or --baselines"
-            )
-        if args.masks is not None and args.track != "paper":
-            raise ValueError("--masks works with --track paper (the paper's buckets)")
-        check_outputs(args.output, args.track, args.overwrite)
-        methods: dict[str, Method] = {}
-        net = None
-        if args.ckpt is not None:
-            net = load_network(resolve(args.ckpt, bare_repo_ids=True))
-            net.check_size(args.size, args.size)
-            methods[NETWORK_NAME] = network_method(net, device)
-        check_memory(args.size, args.batch_size, net, device)
-        methods.update({name: baseline_method(name) for name in baselines})
-        source = open_images(args.images)
-        file_masks = None
-        if args.masks is not None:
-            file_masks = FileEvalMasks(
-                args.masks,
-                args.size,
-                args.mask_hole_value,
-                args.per_bucket,
-                lambda results, total: track(
-                    results,
-                    total=total,
-                    description="reading masks",
-                    console=err,
-                    disable=not err.is_terminal,
-                    transient=True,
-                ),
-            )
-            console.print(file_masks.summary(), soft_wrap=True)
-            if file_masks.polarity_warning:
-                err.print(
-                    f"warning: {file_masks.polarity_warning} (--mask-hole-value)", soft_wrap=True
-                )
-        eval_track = get_track(args.track, file_masks)
-    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable.
-    except (ValueError, WeightsUnavailableError, OSError) as error:
-        return fail(str(error))
-
-    report, examples = evaluate(
-        methods,
-        source,
-        eval_track,
-        args.size,
-        args.per_bucket,
-        args.seed,
-        args.batch_size,
-        args.workers,
-        optional,
-        device,
-        images=args.images,
-    )
-    report.config |= {"checkpoint": str(args.ckpt) if args.ckpt else None}
-    for table in [report.compact_table()] if args.compact else report.tables():
-        console.print(table)
-    for method, value in report.fid.items():
-        console.print(f"FID {method}: {value:.2f}")
-    files = write_outputs(report, examples, eval_track, args.output)
-    wandb_note = None
-    if args.wandb:
-        wandb_note = log_to_wandb(report, files, args.wandb_project, args.output)
-    for note in [*report.notes, wandb_note] if wandb_note else report.notes:
-        console.print(f"note: {note}")
-    console.print(f"wrote {', '.join(str(p) for p in files.values())}")
-    return 0

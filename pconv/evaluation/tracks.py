@@ -27,8 +27,8 @@ from pconv.data.buckets import NUM_BUCKETS, OUT_OF_RANGE, bucket_label
 from pconv.data.masks import NUM_BORDER_SPLITS, eval_mask, make_mask_generator
 from pconv.data.nvidia_masks import FileEvalMasks
 from pconv.metrics import BORDER_SPLITS, OUTSIDE_LABEL
+from pconv.utils.choices import TRACK_NAMES
 
-TRACK_NAMES = ("paper", "lama")
 LAMA_PRESETS = ("thin", "medium", "thick")
 #: Tags the LaMa track's random streams so they never coincide with another use of a seed.
 _LAMA_STREAM = 7

@@ -9,7 +9,8 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from pconv.nn.unet import IMAGENET_MEAN, IMAGENET_STD
-from pconv.weights import WeightsUnavailableError, fetch_pretrained
+from pconv.weights.errors import WeightsUnavailableError
+from pconv.weights.pretrained import fetch_pretrained
 
 #: Indices of pool1, pool2 and pool3 in torchvision's ``vgg16().features``.
 POOL_INDICES = (4, 9, 16)

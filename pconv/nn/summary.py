@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from pconv import tool_args
 from pconv.nn.unet import PConvUNet
+from pconv.utils import tool_args
 
 
 def layer_shapes(net: PConvUNet, size: int) -> list[tuple[str, tuple[int, ...], int]]:

@@ -13,9 +13,9 @@ from pconv.data.images import (
     decode_image,
     file_list,
     image_folder,
-    open_image_source,
     read_image,
 )
+from pconv.data.sources import open_image_source
 
 
 def save_pil(path, image: Image.Image, fmt: str, **kwargs) -> None:

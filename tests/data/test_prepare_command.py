@@ -10,7 +10,8 @@ import pytest
 from conftest import write_rgb
 from refusals import assert_refused, digests
 
-from pconv.data.shards import ShardImageSource, main
+from pconv.data.prepare import main
+from pconv.data.shards import ShardImageSource
 
 WORKERS = ["--workers", "1"]
 

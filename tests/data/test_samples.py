@@ -32,7 +32,7 @@ def test_unknown_sample_and_read_only():
 
 
 def test_photos_split_by_name_into_disjoint_train_and_held_out_sets():
-    from pconv.data.images import open_image_source
+    from pconv.data.sources import open_image_source
 
     train = open_image_source("samples", split="train").names
     held_out = open_image_source("samples", split="val").names

@@ -9,13 +9,8 @@ from litdata.utilities.env import _DistributedEnv
 from pconv.data import InpaintingDataModule
 from pconv.data.images import DataSourceError, UnreadableImageWarning, image_folder, read_image
 from pconv.data.masks import make_mask_generator
-from pconv.data.shards import (
-    ShardImageSource,
-    _encode_item,
-    item_name,
-    prepare,
-    streaming_train_dataset,
-)
+from pconv.data.prepare import _encode_item, prepare
+from pconv.data.shards import ShardImageSource, item_name, streaming_train_dataset
 from pconv.data.transforms import train_transform
 
 N_JPEG = 7  # plus one PNG: 8 readable images
@@ -137,7 +132,7 @@ def test_missing_shards_say_what_to_do(tmp_path):
 
 
 def test_prepare_command_refuses_to_overwrite_and_names_bad_roots(shards, tmp_path, capsys):
-    from pconv.data.shards import main
+    from pconv.data.prepare import main
 
     output, _ = shards
     assert main(["samples", "-o", str(output), "--splits", "train"]) == 2

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv.evaluation.report import main
+from pconv.evaluation.cli import main
 
 SIZE = 32
 FAST = ["--size", str(SIZE), "--baselines", "mean", "--optional-metrics", "none"]

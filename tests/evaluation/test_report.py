@@ -13,8 +13,10 @@ from skimage.metrics import structural_similarity
 
 from pconv.data.masks import eval_mask
 from pconv.data.samples import SAMPLE_NAMES, sample_image
+from pconv.evaluation.cli import main
+from pconv.evaluation.loop import evaluate
 from pconv.evaluation.plots import PANEL_SIZE
-from pconv.evaluation.report import Report, evaluate, main
+from pconv.evaluation.report import Report
 from pconv.evaluation.tracks import get_track
 
 SIZE = 64

@@ -1,0 +1,362 @@
+"""LightningCLI for :class:`InpaintingModule` and :class:`InpaintingDataModule`.
+
+``pconv fit|validate|test|predict --config configs/<name>.yaml`` (also the ``lightning``
+console script and ``python -m pconv``). Configs are read in jsonargparse's omegaconf mode,
+so they may interpolate (``${data.image_size}``) and read the environment
+(``${oc.env:IMAGENET_ROOT,/data/imagenet}``).
+
+Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in callback:
+``checkpoint`` (BestAndLastCheckpoint: best ``val/psnr`` and ``last.ckpt``, the newest),
+``interrupt`` (a checkpoint on Ctrl-C or a crash; the ``--ckpt_path`` that resumes it is printed),
+``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
+``prediction_writer`` (``predict`` PNGs).
+
+W&B: without ``WANDB_MODE`` set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc
+entry) or no route to the server goes offline without prompting, and says at the end where
+its files are and how to ``wandb sync`` them.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+import pconv
+from pconv.data.datamodule import InpaintingDataModule
+from pconv.data.images import DataSourceError
+from pconv.losses.vgg import WeightsUnavailableError
+from pconv.training import preflight
+from pconv.training.callbacks import (
+    BestAndLastCheckpoint,
+    FinetuneSwitch,
+    InterruptCheckpoint,
+    PredictionWriter,
+    SkipReport,
+    ValidationImageGrid,
+)
+from pconv.training.callbacks.console import ModelSummary, ProgressBar
+from pconv.training.module import InpaintingModule, NonFiniteLossError
+from pconv.utils.notices import quiet_library_notices, quiet_wandb
+from pconv.weights.checkpoints import newest_checkpoint
+from pconv.weights.errors import CheckpointError
+
+WANDB_DEFAULT_URL = "https://api.wandb.ai"
+#: Seconds to wait for the W&B server before going offline instead.
+WANDB_CONNECT_TIMEOUT_S = 3.0
+#: Exit codes: bad input (a path, a checkpoint, a data source) and a diverged run.
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+
+
+def wandb_offline_reason() -> str | None:
+    """Why W&B cannot run online here (no credentials, server unreachable), or None."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_URL))
+    host = url.hostname or ""
+    if not os.environ.get("WANDB_API_KEY"):
+        try:
+            credentials = netrc.netrc().authenticators(host)
+        except (OSError, netrc.NetrcParseError):
+            credentials = None
+        if credentials is None:
+            return "not logged in to W&B (no WANDB_API_KEY, no netrc entry)"
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        socket.create_connection((host, port), timeout=WANDB_CONNECT_TIMEOUT_S).close()
+    except OSError:
+        return f"W&B server {host} is unreachable"
+    return None
+
+
+def configure_wandb_mode() -> None:
+    """Set ``WANDB_MODE=offline`` when W&B cannot run online and the user chose no mode."""
+    if os.environ.get("WANDB_MODE"):
+        return
+    reason = wandb_offline_reason()
+    if reason:
+        os.environ["WANDB_MODE"] = "offline"
+        print(f"pconv: {reason}; W&B runs offline", file=sys.stderr)
+
+
+def run_dir(trainer) -> Path:
+    """The folder of this run: ``<save_dir>/<name>/<version>`` of the first logger (where
+    ModelCheckpoint puts ``checkpoints/``), or ``default_root_dir`` without a logger."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    version = logger.version
+    version = version if isinstance(version, str) else f"version_{version}"
+    return Path(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+
+
+class LoggedConfigCallback(SaveConfigCallback):
+    """Writes the resolved config into the run's own folder (:func:`run_dir`):
+    ``config.yaml`` for ``fit``, ``<stage>-config.yaml`` for the others, never over an
+    existing file (a resumed run adds ``-1``, ``-2``...), and logs it with the pconv version
+    to the loggers (W&B run config)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = run_dir(trainer)
+            stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn enum
+            name = self.config_filename if stage == "fit" else f"{stage}-{self.config_filename}"
+            path, n = folder / name, 0
+            while path.exists():
+                n += 1
+                path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_text(self.parser.dump(self.config, skip_none=False))
+            partial.replace(path)  # atomic: a reader never sees half a config
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config["pconv_version"] = pconv.__version__
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+#: ``--ckpt_path`` values that name no file.
+_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+#: Characters of a parser error kept in its one line (Union errors list every subtype).
+_MAX_ERROR_CHARS = 400
+#: jsonargparse's error for a bad init argument of a class key such as ``model.net``: it lists
+#: every subtype of the key's Union; the line keeps the argument and what is wrong with it.
+_CLASS_ARG_ERROR = re.compile(
+    r'Parser key "(?P<key>[^"]+)": Does not validate against any of the Union subtypes.*?'
+    r'Problem with given class_path [^:]*: (?:Parser key "(?P<arg>[^"]+)": )?(?P<why>.*?)'
+    r"(?: - Expected a |$)"
+)
+
+
+class OneLineParser(LightningArgumentParser):
+    """Reports a bad key or value in one line (``pconv: ...``, exit 2), with no usage text."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        line = " ".join(message.split())
+        if match := _CLASS_ARG_ERROR.search(line):
+            key = f"{match['key']}.init_args.{match['arg']}" if match["arg"] else match["key"]
+            line = f'Parser key "{key}": {match["why"]}'
+        if len(line) > _MAX_ERROR_CHARS:
+            line = line[:_MAX_ERROR_CHARS] + " ..."
+        print(f"pconv: {line}; see `pconv <subcommand> --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of a nested dict."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    leaves = {}
+    for key, value in config.items():
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
+    return leaves
+
+
+class PConvCLI(LightningCLI):
+    """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
+    every config check before anything is created (:mod:`pconv.training.preflight`)."""
+
+    def _parse_ckpt_path(self) -> None:
+        """Read ``--ckpt_path`` once, check it (a readable checkpoint of the configured
+        architecture), and take the model's hyper-parameters from it as LightningCLI does,
+        saying in one line which of the user's values it overrides."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        path = config.get("ckpt_path")
+        if not path or path in _CKPT_KEYWORDS:
+            return
+        checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        before = _leaves(config.model.as_dict())
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        after = _leaves(self.config[subcommand].model.as_dict())
+        differ = [
+            f"{key}={before[key]!r} -> {after[key]!r}"
+            for key in sorted(before.keys() & after.keys())
+            if before[key] != after[key]
+        ]
+        if differ:
+            print(
+                f"pconv: --ckpt_path {path} resumes with the checkpoint's model values, not the "
+                f"config's: model.{', model.'.join(differ)}; to train with other values, start a "
+                "new run from its weights with --model.init_from",
+                file=sys.stderr,
+            )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/psnr",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.auto_insert_metric_name": False,
+                "checkpoint.filename": "best-step{step}-psnr{val/psnr:.2f}",
+            }
+        )
+        parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
+        parser.add_lightning_class_args(FinetuneSwitch, "finetune")
+        parser.add_lightning_class_args(ValidationImageGrid, "image_grid")
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.add_lightning_class_args(ModelSummary, "model_summary")
+        parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.add_lightning_class_args(SkipReport, "skip_report")
+
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):
+            # Lightning's per-key metric table (~80 rows); the module prints the bucket table.
+            parser.set_defaults(verbose=False)
+        return parser
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand is None:
+            return
+        # Every check before the logger, a checkpoint or a worker exists.
+        config = self.config[self.subcommand]
+        preflight.check_config(config, self.subcommand)
+        # After parsing, so --help and --print_config say nothing about W&B.
+        if "WandbLogger" in str(config.trainer.logger):
+            configure_wandb_mode()
+            quiet_wandb()
+
+    def _report_wandb(self) -> None:
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and self.trainer.is_global_zero:
+                run = logger.experiment
+                if getattr(run, "offline", False):
+                    run_dir = Path(run.dir).parent
+                    print(
+                        f"pconv: W&B run saved offline in {run_dir}; upload it with: "
+                        f"wandb sync {run_dir}",
+                        file=sys.stderr,
+                    )
+
+    def _resolve_last(self) -> None:
+        """``--ckpt_path last``: the checkpoint with the highest global step among the
+        ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
+        the newest file), checked against the configured architecture."""
+        trainer = self.trainer
+        candidates = set()
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                candidates |= callback._find_last_checkpoints(trainer)
+        folders = {str(Path(path).parent) for path in candidates}
+        for callback in trainer.callbacks:
+            if isinstance(callback, InterruptCheckpoint):
+                folders |= {callback.dirpath} if callback.dirpath else set()
+                candidates |= {str(Path(f, callback.filename + ".ckpt")) for f in folders}
+        path = newest_checkpoint(sorted(candidates))
+        self.config_init.fit.ckpt_path = path
+        if path is not None:
+            preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+
+    def before_fit(self) -> None:
+        if self.config_init.fit.get("ckpt_path") == "last":
+            self._resolve_last()
+        config = self.config.fit
+        if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
+            raise CheckpointError(
+                "finetune.at_step is 0 (fine-tuning from the first step) but model.init_from "
+                "names no checkpoint; pass --model.init_from=<initial-phase checkpoint>"
+            )
+
+    def after_fit(self) -> None:
+        self._report_wandb()
+
+    def after_validate(self) -> None:
+        self._report_wandb()
+
+    def after_test(self) -> None:
+        self._report_wandb()
+
+    def after_predict(self) -> None:
+        self._report_wandb()
+
+
+#: Errors that mean the user's input (a path, a checkpoint, data, the config) is wrong.
+BAD_INPUT_ERRORS = (
+    FileNotFoundError,
+    CheckpointError,
+    WeightsUnavailableError,
+    DataSourceError,
+    MisconfigurationException,  # Lightning's word on an inconsistent config
+    preflight.PreflightError,
+)
+
+
+def bad_input_cause(error: BaseException) -> BaseException | None:
+    """The first of BAD_INPUT_ERRORS in ``error``'s chain of causes, or None."""
+    while error is not None:
+        if isinstance(error, BAD_INPUT_ERRORS):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def make_cli(args: list[str] | None, **kwargs: Any) -> PConvCLI:
+    """:class:`PConvCLI` for our module and DataModule on ``args``, configs read in omegaconf
+    mode; ``kwargs`` go to LightningCLI (e.g. ``run=False``)."""
+    return PConvCLI(
+        InpaintingModule,
+        InpaintingDataModule,
+        parser_kwargs={"parser_mode": "omegaconf"},
+        # Optimizers come from model.optimizer: configure_optimizers builds the groups.
+        auto_configure_optimizers=False,
+        args=args,
+        **kwargs,
+    )
+
+
+def run(args: list[str] | None = None) -> None:
+    """Run the LightningCLI on ``args`` (``sys.argv[1:]`` when None).
+
+    Bad input (missing checkpoint or data, unavailable VGG weights) exits with code 2 and one
+    line; a NaN/Inf loss exits with code 1 naming the step and the loss term.
+    """
+    quiet_library_notices()
+    try:
+        make_cli(
+            # The console scripts pass sys.argv[1:] on; LightningCLI warns when given both.
+            None if args == sys.argv[1:] else args,
+            save_config_callback=LoggedConfigCallback,
+            parser_class=OneLineParser,
+        )
+    except NonFiniteLossError as error:
+        print(f"pconv: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_DIVERGED) from None
+    except BAD_INPUT_ERRORS as error:
+        print(f"pconv: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except ValueError as error:
+        # jsonargparse wraps errors raised while it builds model.net/model.loss (e.g. VGG
+        # weights that cannot be had offline) in a ValueError listing every Union subtype.
+        cause = bad_input_cause(error)
+        if cause is None:
+            raise
+        print(f"pconv: {cause}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None

@@ -1,0 +1,196 @@
+"""Checks of a parsed ``pconv fit|validate|test|predict`` config, run before anything exists.
+
+:func:`check_config` looks at what the config alone can tell, before a logger, a W&B run, a
+checkpoint, a ``config.yaml`` or a loader worker exists: the data source and its splits
+(reading a few images of each), the image size against the network's depth, the mask preset
+or mask folder (reading a few masks), the learning rate, and ``model.init_from`` and
+``--ckpt_path`` (readable checkpoints holding the configured architecture). The first
+problem found raises :class:`PreflightError`, one line naming the key, the value and what
+to do; the CLI prints it and exits with status 2 having written nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pconv.data.images import (
+    DataSourceError,
+    UnreadableImageError,
+    scan_images,
+)
+from pconv.data.mask_files import MaskFileError, load_mask
+from pconv.data.masks import MASK_PRESETS
+from pconv.data.sources import open_image_source
+from pconv.weights.checkpoints import check_architecture, read_checkpoint
+from pconv.weights.errors import CheckpointError, WeightsUnavailableError
+from pconv.weights.load import read_architecture
+
+#: Images (and masks) read per split: enough to tell a broken folder from a stray file.
+SAMPLES_READ = 8
+#: Sources whose ``root`` must be a folder, and those whose ``root`` is a file.
+_FOLDER_SOURCES = ("imagefolder", "folder")
+_SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",)}
+
+
+class PreflightError(ValueError):
+    """A config value that cannot work; the message names the key and the value."""
+
+
+def _get(config: Any, dotted: str, default: Any = None) -> Any:
+    for key in dotted.split("."):
+        if config is None:
+            return default
+        config = config.get(key) if hasattr(config, "get") else getattr(config, key, None)
+    return default if config is None else config
+
+
+def _check_path(key: str, value: str, want_dir: bool, what: str) -> None:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise PreflightError(f"{key}={value} does not exist; set {key} to {what}")
+    if want_dir and not path.is_dir():
+        raise PreflightError(f"{key}={value} is a file, not a folder; set {key} to {what}")
+    if not want_dir and path.is_dir():
+        raise PreflightError(f"{key}={value} is a folder, not a file; set {key} to {what}")
+
+
+def _read_some(source: Any, what: str) -> None:
+    """Raise unless one of the first SAMPLES_READ images of ``source`` decodes."""
+    reasons = []
+    for index in range(min(len(source), SAMPLES_READ)):
+        try:
+            source.load(index)
+            return
+        except UnreadableImageError as error:
+            reasons.append(f"{error.path}: {error.reason}")
+    raise PreflightError(
+        f"none of the first {len(reasons)} images of {what} can be read (e.g. {reasons[0]}); "
+        "replace the files or point the data keys at readable images"
+    )
+
+
+def check_data(data: Any, stage: str) -> None:
+    """The source, its root and its splits for ``stage``, the image size and the masks."""
+    source, root = _get(data, "source"), _get(data, "root")
+    if source in _FOLDER_SOURCES and root is not None:
+        _check_path("data.root", root, True, "a folder of images")
+    if source == "filelist" and root is not None:
+        _check_path("data.root", root, False, "a text file with one image path per line")
+    if source == "shards" and root is not None and "://" not in root:
+        _check_path("data.root", root, True, "a folder of LitData shards (`pconv prepare`)")
+    split_keys = _SPLITS.get(stage, ("test_split",))
+    splits = {_get(data, key) or _get(data, "val_split") for key in split_keys}
+    for split in sorted(splits):
+        what = f"data.source={source} split {split!r}" if source != "samples" else "the samples"
+        try:
+            images = open_image_source(source, root, split)
+        except DataSourceError as error:
+            raise PreflightError(f"data: {error}") from None
+        if source != "shards":  # shards were decoded once when prepared
+            _read_some(images, what)
+        # Shards stream with drop_last: fewer images than a batch would train on nothing.
+        batch_size = _get(data, "batch_size") or 1
+        is_train = stage == "fit" and split == _get(data, "train_split")
+        if source == "shards" and is_train and len(images) < batch_size:
+            raise PreflightError(
+                f"data.batch_size={batch_size} is more than the {len(images)} images of "
+                f"{what}; lower data.batch_size or prepare more images"
+            )
+    low, high = _get(data, "train_crop_scale", (0, 1))
+    if low > high:
+        raise PreflightError(
+            f"data.train_crop_scale=[{low}, {high}] runs from high to low; give the smaller "
+            "area fraction first, e.g. [0.25, 1.0]"
+        )
+    check_masks(data)
+
+
+def check_masks(data: Any) -> None:
+    preset, mask_dir = _get(data, "mask_preset"), _get(data, "mask_dir")
+    if preset not in MASK_PRESETS:
+        raise PreflightError(
+            f"data.mask_preset={preset} is not a mask preset; use one of "
+            f"{', '.join(sorted(MASK_PRESETS))}"
+        )
+    if mask_dir is None:
+        return
+    _check_path("data.mask_dir", mask_dir, True, "a folder of mask images (black = hole)")
+    paths = scan_images(mask_dir)
+    reasons = []
+    for path in paths[:SAMPLES_READ]:
+        try:
+            load_mask(path)
+            return
+        except MaskFileError as error:
+            reasons.append(str(error))
+    example = f" (e.g. {reasons[0]})" if reasons else ""
+    raise PreflightError(
+        f"data.mask_dir={mask_dir} holds no readable mask among its first {len(reasons)} "
+        f"files{example}; put mask PNGs (black = hole) there"
+    )
+
+
+def check_model(model: Any, image_size: int | None) -> None:
+    """The image size against the network's depth and the learning rate."""
+    levels = _get(model, "net.init_args.levels")
+    if levels is not None and image_size is not None and image_size % 2**levels:
+        multiple = 2**levels
+        raise PreflightError(
+            f"data.image_size={image_size} is not a multiple of 2**model.net.levels = {multiple} "
+            f"(levels={levels}); use e.g. {max(multiple, image_size // multiple * multiple)} or "
+            "fewer levels"
+        )
+    lr = _get(model, "optimizer.init_args.lr")
+    if isinstance(lr, (int, float)) and not (math.isfinite(lr) and lr > 0):
+        raise PreflightError(
+            f"model.optimizer.init_args.lr={lr} is not a positive finite number; the paper "
+            "uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
+        )
+
+
+def check_checkpoint(key: str, path: str, model: Any) -> dict[str, Any]:
+    """The checkpoint at ``path`` (for ``key``), read, holding the configured network."""
+    try:
+        checkpoint = read_checkpoint(path)
+    except (FileNotFoundError, CheckpointError) as error:
+        raise PreflightError(f"{key}: {' '.join(str(error).split())}") from None
+    check_architecture(checkpoint.get("hyper_parameters", {}).get("net"), _get(model, "net"), path)
+    return checkpoint
+
+
+def check_init_from(spec: str, model: Any) -> None:
+    """``model.init_from`` (any weights spec: checkpoint, safetensors, ``hf://``, URL) is
+    readable and holds the configured network."""
+    try:
+        saved = read_architecture(spec)
+    except (FileNotFoundError, CheckpointError, WeightsUnavailableError) as error:
+        raise PreflightError(f"model.init_from: {' '.join(str(error).split())}") from None
+    check_architecture(saved, _get(model, "net"), spec)
+
+
+def check_trainer(trainer: Any) -> None:
+    """Callbacks that need a logger when ``trainer.logger`` is off."""
+    if _get(trainer, "logger") not in (False, []):
+        return
+    for callback in _get(trainer, "callbacks", []):
+        name = str(_get(callback, "class_path", type(callback).__name__)).rsplit(".", 1)[-1]
+        if name == "LearningRateMonitor":
+            raise PreflightError(
+                "trainer.callbacks has a LearningRateMonitor but trainer.logger is false; "
+                "set a logger (e.g. WANDB_MODE=disabled keeps W&B quiet) or remove the callback"
+            )
+
+
+def check_config(config: Any, stage: str) -> None:
+    """Every check above on the ``stage`` sub-config; raises :class:`PreflightError`.
+
+    ``--ckpt_path`` is checked by the CLI with :func:`check_checkpoint` when it reads the
+    checkpoint's hyper-parameters, before this runs."""
+    data, model = _get(config, "data"), _get(config, "model")
+    check_trainer(_get(config, "trainer"))
+    check_model(model, _get(data, "image_size"))
+    check_data(data, stage)
+    if _get(model, "init_from"):
+        check_init_from(_get(model, "init_from"), model)

@@ -1,0 +1,154 @@
+"""Lightning checkpoints written by ``pconv fit``: read (weights-only unpickling), check the
+architecture they hold, rebuild their network, find the newest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pconv.weights.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from pconv.nn.unet import PConvUNet
+
+_HOW_TO_GET_CHECKPOINTS = (
+    "checkpoints are written by `pconv fit` under <default_root_dir>/<logger>/.../checkpoints "
+    "(best and last.ckpt)"
+)
+
+#: The ``PConvUNet`` arguments that fix the shapes of its weights.
+ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels")
+
+
+def _torch_load_error(error: Exception) -> str:
+    """The cause of a failed weights-only ``torch.load``, without torch's advice to set
+    ``weights_only=False`` (which would let the file run code)."""
+    text = str(error)
+    marker = "WeightsUnpickler error: "
+    if marker in text:
+        cause = text.split(marker, 1)[1].splitlines()[0]
+        if "Unsupported global" in cause:
+            return "it holds Python objects besides weights, which pconv never unpickles"
+        return cause
+    if isinstance(error, EOFError) or "zip archive" in text:
+        return "not a complete PyTorch file: empty, truncated or corrupt"
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no detail'}"
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a Lightning checkpoint written by ``pconv fit`` (weights-only unpickling).
+
+    Raises :class:`FileNotFoundError` or :class:`CheckpointError` naming the path.
+    """
+    import torch
+
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise CheckpointError(f"checkpoint {file} is a folder; pass a checkpoint file")
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint {file} does not exist; {_HOW_TO_GET_CHECKPOINTS}")
+    try:
+        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors have no common base class
+        raise CheckpointError(
+            f"checkpoint {file} is unreadable ({_torch_load_error(error)}); "
+            f"{_HOW_TO_GET_CHECKPOINTS}"
+        ) from None
+    if not isinstance(checkpoint, dict) or not any(
+        k.startswith("net.") for k in checkpoint.get("state_dict", {})
+    ):
+        raise CheckpointError(
+            f"checkpoint {file} holds no pconv network weights (no 'net.*' entries in its "
+            f"state_dict); {_HOW_TO_GET_CHECKPOINTS}"
+        )
+    return checkpoint
+
+
+def net_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's entries of a checkpoint's ``state_dict``, without their ``net.`` prefix."""
+    state = checkpoint["state_dict"]
+    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+
+
+def load_state(net: nn.Module, state: dict[str, torch.Tensor], path) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path} holds a network of another architecture than the configured "
+            f"one (check model.net levels / width_mult): {str(error).splitlines()[0]}"
+        ) from None
+
+
+def net_config(net: PConvUNet) -> dict[str, Any]:
+    """``{class_path, init_args}`` that rebuild ``net``'s architecture."""
+    args = {"levels": net.levels, "width_mult": net.width_mult, "in_channels": net.in_channels}
+    return {"class_path": f"{type(net).__module__}.{type(net).__qualname__}", "init_args": args}
+
+
+def build_net(spec: dict[str, Any] | None, source: str | os.PathLike) -> PConvUNet:
+    """A fresh network from ``{class_path, init_args}`` (the default PConvUNet for None).
+
+    jsonargparse only instantiates subclasses of PConvUNet: a file cannot make this import
+    and run arbitrary code.
+    """
+    from jsonargparse import ArgumentParser
+
+    from pconv.nn.unet import PConvUNet
+
+    if spec is None:
+        return PConvUNet()
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--net", type=PConvUNet)
+    try:
+        return parser.instantiate(parser.parse_object({"net": spec})).net
+    except Exception as error:  # jsonargparse's errors have no common base class
+        raise CheckpointError(
+            f"{source} describes no PConvUNet ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def check_architecture(saved: dict | None, net: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` when the ``net`` record of a weights file (its
+    ``{class_path, init_args}``; None when it holds none) differs from ``net`` (the configured
+    ``{class_path, init_args}``, a mapping or a namespace) in any of
+    :data:`ARCHITECTURE_KEYS`; a side without a value is not compared."""
+    saved_args = (saved or {}).get("init_args") or {}
+    args = (net.get("init_args") if net is not None else None) or {}
+    differ = [
+        f"{key}={args.get(key)} (checkpoint: {saved_args.get(key)})"
+        for key in ARCHITECTURE_KEYS
+        if args.get(key) is not None
+        and saved_args.get(key) is not None
+        and args.get(key) != saved_args.get(key)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"checkpoint {path} holds another network than the config: model.net "
+            f"{', '.join(differ)}; set model.net.init_args to the checkpoint's values or "
+            "use a checkpoint of this architecture"
+        )
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The global step a Lightning checkpoint holds (-1 when unreadable); memory-mapped, so
+    the weights are not read."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception:  # an unreadable file holds no progress worth keeping
+        return -1
+
+
+def newest_checkpoint(paths: list[str | os.PathLike]) -> str | None:
+    """Of ``paths``, the checkpoint holding the highest global step (None if none does)."""
+    steps = {str(path): checkpoint_step(path) for path in paths if Path(path).is_file()}
+    steps = {path: step for path, step in steps.items() if step >= 0}
+    return max(steps, key=steps.get) if steps else None

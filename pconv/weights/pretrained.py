@@ -1,0 +1,117 @@
+"""Pretrained weights pconv uses (VGG-16 for the loss, LPIPS and FID for evaluation), and
+``pconv weights``, which fetches them ahead of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pconv.weights.download import download, sha256_of, torch_cache_dir
+from pconv.weights.errors import CheckpointError, WeightsUnavailableError
+
+#: Names `pconv weights` knows and what they are; lpips and fid need the eval extra.
+PRETRAINED = {
+    "vgg16": "VGG-16 ImageNet weights",
+    "lpips": "LPIPS AlexNet weights",
+    "fid": "FID Inception weights",
+}
+
+
+def pretrained_urls() -> dict[str, str]:
+    """Name -> URL of the pretrained weights pconv uses: torchvision's VGG-16 (the loss) and,
+    with the ``eval`` extra (torch-fidelity), the LPIPS AlexNet and the FID Inception."""
+    import importlib.util
+
+    from torchvision.models import AlexNet_Weights, VGG16_Weights
+
+    urls = {"vgg16": VGG16_Weights.IMAGENET1K_V1.url}
+    if importlib.util.find_spec("torch_fidelity") is not None:
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        urls.update(lpips=AlexNet_Weights.DEFAULT.url, fid=URL_INCEPTION_V3)
+    return urls
+
+
+def fetch_pretrained(
+    name: str, to: str | os.PathLike | None = None, verify_cached: bool = False
+) -> Path:
+    """The local file of pretrained weights ``name`` (:func:`pretrained_urls`), downloaded
+    into the torch cache (or to the file ``to``) unless it is there. The file name's hash
+    prefix (``vgg16-397923af.pth``) is checked as torchvision does: always after a download,
+    and for a file already there when ``verify_cached``.
+
+    Offline, raises :class:`WeightsUnavailableError` saying which file to copy where.
+    """
+    import torch
+
+    url = pretrained_urls()[name]
+    file_name = Path(urlparse(url).path).name
+    target = Path(to).expanduser() if to is not None else torch_cache_dir() / file_name
+    match = torch.hub.HASH_REGEX.search(file_name)
+    prefix = match.group(1) if match else None
+    if target.is_file():
+        if verify_cached and prefix and not sha256_of(target).startswith(prefix):
+            raise CheckpointError(
+                f"{target} is not {file_name} (its SHA-256 does not start with {prefix}); "
+                "delete it and fetch it again"
+            )
+        return target
+    try:
+        return download(url, target, prefix)
+    except WeightsUnavailableError as error:
+        raise WeightsUnavailableError(
+            f"{PRETRAINED[name]} are not cached at {target}, and {error}; run `pconv weights "
+            f"{name}` where there is internet, or copy {file_name} (from {url}) to {target}"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pconv weights [NAME ...] [--to PATH]``: fetch pretrained weights ahead of a run."""
+    import argparse
+
+    prog = "pconv weights"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Fetch the pretrained weights pconv uses into the torch cache "
+        "($TORCH_HOME/checkpoints), checking their hashes; run it where there is internet "
+        "(e.g. a cluster's login node, with TORCH_HOME on shared storage).",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"any of {', '.join(PRETRAINED)} (lpips and fid need the eval extra, "
+        "torch-fidelity); default: all available",
+    )
+    parser.add_argument("--to", type=Path, help="write the file here instead (one NAME)")
+    args = parser.parse_args(argv)
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"{prog}: {message}", file=sys.stderr)
+        return code
+
+    unknown = [n for n in args.names if n not in PRETRAINED]
+    if unknown:
+        return fail(f"unknown weights {', '.join(unknown)}; choose from {', '.join(PRETRAINED)}")
+    available = pretrained_urls()
+    names = args.names or list(available)
+    missing = [n for n in names if n not in available]
+    if missing:
+        return fail(
+            f"{', '.join(missing)} need the eval extra: pip install torch-fidelity "
+            "(pip install 'pconv[eval]')"
+        )
+    if args.to is not None and len(names) != 1:
+        return fail(f"--to names one file; give one NAME, not {', '.join(names)}")
+    for name in names:
+        try:
+            path = fetch_pretrained(name, args.to, verify_cached=True)
+        except CheckpointError as error:
+            return fail(str(error))
+        except WeightsUnavailableError as error:
+            return fail(str(error), code=1)
+        print(f"{prog}: {name}: {path}")
+    return 0

@@ -1,0 +1,38 @@
+"""BestAndLastCheckpoint: last.ckpt holds the newest validated step even when the monitored
+metric got worse (Lightning's ModelCheckpoint leaves an older one there)."""
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.demos.boring_classes import BoringModel
+from trainers import cpu_trainer
+
+from pconv.training.callbacks import BestAndLastCheckpoint
+
+STEPS, VAL_EVERY = 6, 2
+
+
+class WorseEveryValidation(BoringModel):
+    """Logs a ``val/psnr`` that falls at every validation: only the first is the best."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/psnr", -float(self.global_step))
+        return super().validation_step(batch, batch_idx)
+
+
+def last_step(callback_class, root) -> int:
+    callback = callback_class(dirpath=root, monitor="val/psnr", mode="max", save_last=True)
+    trainer = cpu_trainer(
+        root, STEPS, callbacks=[callback], val_check_interval=VAL_EVERY, limit_val_batches=1
+    )
+    trainer.fit(WorseEveryValidation())
+    return torch.load(root / "last.ckpt", weights_only=True)["global_step"]
+
+
+def test_premise_lightning_keeps_an_old_last_checkpoint(tmp_path):
+    assert last_step(ModelCheckpoint, tmp_path) == VAL_EVERY
+
+
+def test_last_checkpoint_is_the_newest_validated_step(tmp_path):
+    assert last_step(BestAndLastCheckpoint, tmp_path) == STEPS
+    best = [p.name for p in tmp_path.glob("*.ckpt") if p.name != "last.ckpt"]
+    assert len(best) == 1 and "step=2" in best[0]  # the best is still the first validation

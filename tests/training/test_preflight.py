@@ -1,0 +1,200 @@
+"""Every bad-input case of a training config ends in one line and exit status 2 before
+anything is written: existing files stay byte-identical, no new file appears."""
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import skimage.data
+import torch
+import yaml
+from PIL import Image
+
+from pconv.training.cli import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A run folder holding a previous run's interrupt checkpoint and config, and a tiny
+    config writing there with W&B (offline) and a CSV logger."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    torch.save({"global_step": 4, "state_dict": {}}, run_dir / "checkpoints" / "interrupted.ckpt")
+    (run_dir / "config.yaml").write_text("previous: run\n")
+    overlay = {
+        "trainer": {
+            "max_steps": 2,
+            "default_root_dir": str(run_dir),
+            "logger": [
+                {
+                    "class_path": "lightning.pytorch.loggers.WandbLogger",
+                    "init_args": {"project": "pconv-test", "save_dir": str(run_dir)},
+                },
+                {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": str(run_dir)},
+                },
+            ],
+        },
+        "model": {"net": {"init_args": {"levels": 4, "width_mult": 0.125}}},
+        "data": {"image_size": 64, "num_workers": 2, "batch_size": 2, "val_masks_per_bucket": 1},
+        "checkpoint": {"dirpath": str(run_dir / "checkpoints")},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(overlay))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr(sys, "argv", ["pconv"])
+    return tmp_path
+
+
+def fails_with_one_line(workspace, capsys, *args: str, subcommand: str = "fit") -> str:
+    before = snapshot(workspace)
+    config = ["--config", str(ROOT / "configs/demo.yaml"), "--config", str(workspace / "tiny.yaml")]
+    with pytest.raises(SystemExit) as stop:
+        run([subcommand, *config, *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("pconv: ") and "Traceback" not in "\n".join(err)
+    assert snapshot(workspace) == before  # nothing written, nothing changed
+    return err[-1]
+
+
+def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--model.optimizer.init_args.lr=-1"], "model.optimizer.init_args.lr=-1.0"),
+        (["--model.optimizer.init_args.lr=1e400"], "model.optimizer.init_args.lr=inf"),
+        (["--data.batch_size=0"], "data.batch_size"),
+        (["--data.num_workers=-1"], "data.num_workers"),
+        (["--data.image_size=-64"], "data.image_size"),
+        (["--data.image_size=100"], "data.image_size=100 is not a multiple of 2**model.net"),
+        (["--data.mask_preset=nonsense"], "data.mask_preset=nonsense"),
+        (["--model.nan_check_every=0"], "model.nan_check_every"),
+        (["--finetune.lr=-1"], "finetune.lr"),
+        (["--finetune.at_step=-5"], "finetune.at_step"),
+        (["--model.loss.init_args.hole_weight=-1"], "hole_weight"),
+        (["--data.source=folder", "--data.root=/no/such/folder"], "/no/such/folder does not"),
+        (["--model.net.init_args.levels=0"], '"model.net.init_args.levels": Not of type Pos'),
+        (["--model.net.init_args.width_mult=0"], '"model.net.init_args.width_mult"'),
+        (["--model.net.init_args.depth=3"], "Option 'depth' is not accepted"),
+        (["--image_grid.num_images=0"], "image_grid.num_images"),
+        (["--data.train_crop_scale=[2,1]"], "data.train_crop_scale"),
+        (["--data.train_crop_scale=[0.5,0.1]"], "[0.5, 0.1] runs from high to low"),
+        (["--trainer.logger=false"], "LearningRateMonitor but trainer.logger is false"),
+    ],
+)
+def test_bad_value_gets_one_line(workspace, capsys, args, expected):
+    assert expected in fails_with_one_line(workspace, capsys, *args)
+
+
+def test_root_that_is_a_file_is_not_called_missing(workspace, capsys):
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=folder", f"--data.root={workspace / 'tiny.yaml'}"
+    )
+    assert "is a file, not a folder" in line and "does not exist" not in line
+
+
+def test_folder_of_only_corrupt_images(workspace, capsys):
+    for i in range(3):
+        corrupt_file(workspace / "images" / f"{i}.jpg", b"\xff\xd8\xff broken")
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=folder", f"--data.root={workspace / 'images'}"
+    )
+    assert "none of the first 3 images" in line and "0.jpg" in line
+
+
+def test_shards_fewer_than_a_batch(workspace, capsys):
+    from pconv.data.prepare import prepare
+
+    (workspace / "photos").mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        photo = getattr(skimage.data, name)()[:64, :64]
+        Image.fromarray(photo).save(workspace / "photos" / f"{name}.png")
+    for split in ("train", "val"):
+        prepare("folder", str(workspace / "photos"), str(workspace / "shards"), split, 1)
+    line = fails_with_one_line(
+        workspace,
+        capsys,
+        "--data.source=shards",
+        f"--data.root={workspace / 'shards'}",
+        "--data.batch_size=4",
+    )
+    assert "data.batch_size=4 is more than the 3 images" in line
+
+
+def test_mask_dir_of_corrupt_masks(workspace, capsys):
+    corrupt_file(workspace / "masks" / "empty.png", b"")
+    corrupt_file(workspace / "masks" / "cut.jpg", b"\xff\xd8\xff\xe0 cut")
+    line = fails_with_one_line(workspace, capsys, f"--data.mask_dir={workspace / 'masks'}")
+    assert "data.mask_dir" in line and "no readable mask" in line
+
+
+def test_corrupt_vgg_weights(workspace, capsys):
+    vgg = corrupt_file(workspace / "vgg16.pth")
+    line = fails_with_one_line(workspace, capsys, f"--model.loss.init_args.vgg_weights={vgg}")
+    assert f"VGG-16 weights file {vgg} is unreadable" in line
+
+
+@pytest.mark.parametrize("key", ["--ckpt_path", "--model.init_from"])
+def test_corrupt_checkpoint(workspace, capsys, key):
+    bad = corrupt_file(workspace / "bad.ckpt")
+    line = fails_with_one_line(workspace, capsys, f"{key}={bad}")
+    assert f"checkpoint {bad} is unreadable" in line
+
+
+@pytest.mark.parametrize("key", ["--ckpt_path", "--model.init_from"])
+def test_checkpoint_of_another_architecture(workspace, capsys, tiny_checkpoint, key):
+    line = fails_with_one_line(
+        workspace, capsys, f"{key}={tiny_checkpoint}", "--model.net.levels=5"
+    )
+    assert "levels=5 (checkpoint: 4)" in line
+
+
+def test_ckpt_path_names_the_overridden_keys(workspace, capsys, tiny_checkpoint):
+    # The run stops at the (missing) data root right after reading the checkpoint.
+    fails_with_one_line(
+        workspace,
+        capsys,
+        f"--ckpt_path={tiny_checkpoint}",
+        "--model.loss.init_args.hole_weight=99",
+        "--data.source=folder",
+        "--data.root=/no/such/folder",
+        subcommand="validate",
+    )
+
+
+def test_key_conflict_message(workspace, capsys, tiny_checkpoint):
+    with pytest.raises(SystemExit):
+        run(
+            [
+                "validate",
+                "--config",
+                str(ROOT / "configs/demo.yaml"),
+                "--config",
+                str(workspace / "tiny.yaml"),
+                f"--ckpt_path={tiny_checkpoint}",
+                "--model.loss.init_args.hole_weight=99",
+                "--data.source=folder",
+                "--data.root=/no/such/folder",
+            ]
+        )
+    lines = [line for line in capsys.readouterr().err.splitlines() if "--ckpt_path" in line]
+    assert len(lines) == 1
+    assert "model.loss.init_args.hole_weight=99.0 -> 6.0" in lines[0]
+    assert "checkpoint's model values" in lines[0]
