@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def resolve(spec: str | os.PathLike, bare_repo_ids: bool = False) -> Path:
-    """The local weights file of a spec (see the module docstring), fetched if need be.
+    """The local weights file of a spec (see :mod:`pconv.weights`), fetched if need be.
 
     ``bare_repo_ids``: also read ``user/name`` that is not a local path as a hub repo.
     """
@@ -67,7 +67,7 @@ def _architecture_and_state(path: Path, map_location: Any) -> tuple[dict | None,
 
 def load_network(spec: str | os.PathLike, map_location: Any = "cpu") -> PConvUNet:
     """The trained :class:`PConvUNet` of a weights spec (checkpoint, safetensors pair or
-    folder, ``hf://`` repo or URL; see the module docstring), in eval mode, without loss or
+    folder, ``hf://`` repo or URL; see :mod:`pconv.weights`), in eval mode, without loss or
     VGG, on the CPU (move it with ``.to(device)``; ``map_location`` only affects reading).
 
     The architecture comes from the safetensors' JSON or the checkpoint's ``net``
