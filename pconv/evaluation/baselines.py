@@ -41,17 +41,17 @@ def mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return opencv_inpaint(image, mask, cv2.INPAINT_TELEA)
+
+
+def navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return opencv_inpaint(image, mask, cv2.INPAINT_NS)
+
+
 #: Baseline name -> H×W×3 uint8 image, H×W uint8 mask (1 valid) -> H×W×3 uint8 output.
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = dict(
-    zip(
-        BASELINE_NAMES,
-        (
-            lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_TELEA),
-            lambda image, mask: opencv_inpaint(image, mask, cv2.INPAINT_NS),
-            mean_fill,
-        ),
-        strict=True,
-    )
+    zip(BASELINE_NAMES, (telea, navier_stokes, mean_fill), strict=True)
 )
 
 
