@@ -24,7 +24,10 @@ COUNT_EPS = 1e-6
 class PartialConv2d(nn.Conv2d):
     """A masked, renormalised 2-D convolution with mask update.
 
-    Args mirror :class:`torch.nn.Conv2d` (zero padding only, no groups).
+    Args mirror :class:`torch.nn.Conv2d` (zero padding only, no groups), plus
+    ``ratio_eps``: added to the valid count in the rescale ratio, sum(1) / (sum(M) + eps).
+    0 (the default) is the paper's ratio; mmagic's port adds 1e-8, which changes float64
+    results in the 16th digit and float32 results not at all.
 
     ``forward(x, mask) -> (out, new_mask)``:
         - ``x``: N×C_in×H×W features, any float dtype.
@@ -47,10 +50,12 @@ class PartialConv2d(nn.Conv2d):
         padding: int | tuple[int, int] = 0,
         dilation: int | tuple[int, int] = 1,
         bias: bool = True,
+        ratio_eps: float = 0.0,
     ) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias
         )
+        self.ratio_eps = ratio_eps
         self.register_buffer("count_kernel", torch.ones(1, 1, *self.kernel_size), persistent=False)
         self.window_size = in_channels * self.kernel_size[0] * self.kernel_size[1]
 
@@ -94,7 +99,7 @@ class PartialConv2d(nn.Conv2d):
                 self.dilation,
             )
             new_mask = (count > 0).to(acc)
-            ratio = self.window_size / count.clamp_min(COUNT_EPS) * new_mask
+            ratio = self.window_size / (count.clamp_min(COUNT_EPS) + self.ratio_eps) * new_mask
             out = raw.to(acc) * ratio
             if self.bias is not None:
                 out = (out + self.bias.to(acc).view(1, -1, 1, 1)) * new_mask

@@ -13,13 +13,23 @@ At 512×512 the network has 8 encoder levels (PConv1-8) and 8 decoder levels (PC
 
 Layers followed by BN carry no convolution bias (BN's shift makes it redundant); PConv1 and
 the last layer do.
+
+Two architecture keys reproduce mmagic's PConv (open-mmlab/mmagic, ``PConvEncoderDecoder``),
+whose published weights :mod:`pconv.weights.mmagic` converts: ``normalization="symmetric"``
+(their network sees 2x - 1 and returns y with image = (y + 1) / 2) and ``ratio_eps=1e-8``
+(their rescale ratio is sum(1) / (sum(M) + 1e-8)). Their other differences do not change the
+function: their mask has one channel per feature channel, all equal (ours has one, broadcast:
+the same products and the same window sums), and they fill the holes of the input with a
+value that the first partial convolution multiplies by 0.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import PositiveFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
 from pconv.nn.partial_conv import PartialConv2d
@@ -32,6 +42,16 @@ DECODER_SLOPE = 0.2
 #: ImageNet statistics: the network standardises its [0, 1] input with them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ``normalization`` -> (mean, std) that map the [0, 1] input to what the layers see:
+#: ImageNet standardisation (the paper's VGG convention) or 2x - 1 (mmagic's).
+NORMALIZATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "symmetric": ((0.5,) * 3, (0.5,) * 3)}
+#: Inclusive ranges of the architecture's numbers. They bound what a weights file from a
+#: stranger may ask us to build (memory, and degenerate networks) and are checked by
+#: :mod:`pconv.weights.architecture` before anything is allocated.
+LEVELS_RANGE = (1, 10)
+WIDTH_MULT_RANGE = (1 / 64, 2.0)
+IN_CHANNELS_RANGE = (1, 4)
+RATIO_EPS_RANGE = (0.0, 1e-3)
 
 
 class PConvBlock(nn.Module):
@@ -49,6 +69,7 @@ class PConvBlock(nn.Module):
         stride: int,
         batch_norm: bool,
         activation: nn.Module | None,
+        ratio_eps: float = 0.0,
     ) -> None:
         super().__init__()
         self.conv = PartialConv2d(
@@ -58,6 +79,7 @@ class PConvBlock(nn.Module):
             stride=stride,
             padding=kernel_size // 2,
             bias=not batch_norm,
+            ratio_eps=ratio_eps,
         )
         self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = activation if activation is not None else nn.Identity()
@@ -79,8 +101,13 @@ class PConvUNet(nn.Module):
 
     Args:
         levels: encoder depth; 8 at 512×512 (the paper), 7 is usual at 256×256.
-        width_mult: scales every hidden width (not the RGB output); 1.0 is the paper.
+        width_mult: scales every hidden width (not the RGB output); 1.0 is the paper; in
+            [1/64, 2] (every level keeps at least one channel).
         in_channels: image channels.
+        normalization: ``"imagenet"`` (the paper's: standardise with the ImageNet mean and
+            std) or ``"symmetric"`` (mmagic's: 2x - 1); the output is mapped back alike.
+        ratio_eps: added to the valid count of every rescale ratio; 0 is the paper's exact
+            ratio, 1e-8 is mmagic's. At most 1e-3.
 
     ``forward(image, mask) -> output``:
         - ``image``: N×C×H×W in [0, 1]; values in the holes are ignored.
@@ -92,15 +119,30 @@ class PConvUNet(nn.Module):
     """
 
     def __init__(
-        self, levels: PositiveInt = 8, width_mult: PositiveFloat = 1.0, in_channels: PositiveInt = 3
+        self,
+        levels: PositiveInt = 8,
+        width_mult: PositiveFloat = 1.0,
+        in_channels: PositiveInt = 3,
+        normalization: Literal["imagenet", "symmetric"] = "imagenet",
+        ratio_eps: NonNegativeFloat = 0.0,
     ) -> None:
         super().__init__()
-        if levels < 1:
-            raise ValueError(f"PConvUNet: levels must be >= 1, got {levels}")
-        if width_mult <= 0:
-            raise ValueError(f"PConvUNet: width_mult must be > 0, got {width_mult}")
+        for name, value, (low, high) in (
+            ("levels", levels, LEVELS_RANGE),
+            ("width_mult", width_mult, WIDTH_MULT_RANGE),
+            ("in_channels", in_channels, IN_CHANNELS_RANGE),
+            ("ratio_eps", ratio_eps, RATIO_EPS_RANGE),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"PConvUNet: {name} must be in [{low:g}, {high:g}], got {value}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"PConvUNet: normalization must be one of {', '.join(NORMALIZATIONS)}, "
+                f"got {normalization!r}"
+            )
         # Kept so a checkpoint can record how to rebuild the network.
         self.levels, self.width_mult, self.in_channels = levels, width_mult, in_channels
+        self.normalization, self.ratio_eps = normalization, ratio_eps
         widths = [max(1, round(c * width_mult)) for _, c in encoder_spec(levels)]
         kernels = [k for k, _ in encoder_spec(levels)]
 
@@ -108,7 +150,15 @@ class PConvUNet(nn.Module):
         previous = in_channels
         for level, (kernel, width) in enumerate(zip(kernels, widths, strict=True)):
             self.encoder.append(
-                PConvBlock(previous, width, kernel, 2, batch_norm=level > 0, activation=nn.ReLU())
+                PConvBlock(
+                    previous,
+                    width,
+                    kernel,
+                    2,
+                    batch_norm=level > 0,
+                    activation=nn.ReLU(),
+                    ratio_eps=ratio_eps,
+                )
             )
             previous = width
 
@@ -125,14 +175,14 @@ class PConvUNet(nn.Module):
                     1,
                     batch_norm=not last,
                     activation=None if last else nn.LeakyReLU(DECODER_SLOPE),
+                    ratio_eps=ratio_eps,
                 )
             )
             previous = skip_widths[i]
 
-        self.register_buffer(
-            "mean", torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1), persistent=False
-        )
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, -1, 1, 1), persistent=False)
+        mean, std = NORMALIZATIONS[normalization]
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     @property
     def multiple(self) -> int:

@@ -21,8 +21,8 @@ _HOW_TO_GET_CHECKPOINTS = (
     "(best and last.ckpt)"
 )
 
-#: The ``PConvUNet`` arguments that fix the shapes of its weights.
-ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels")
+#: The ``PConvUNet`` arguments: they fix the shapes of its weights and its function.
+ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels", "normalization", "ratio_eps")
 
 
 def _torch_load_error(error: Exception) -> str:
@@ -40,8 +40,11 @@ def _torch_load_error(error: Exception) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no detail'}"
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a Lightning checkpoint written by ``pconv fit`` (weights-only unpickling).
+def read_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """Load a Lightning checkpoint written by ``pconv fit`` (weights-only unpickling;
+    ``mmap``: tensors are mapped, not read, for a look at the architecture).
 
     Raises :class:`FileNotFoundError` or :class:`CheckpointError` naming the path.
     """
@@ -53,7 +56,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint {file} does not exist; {_HOW_TO_GET_CHECKPOINTS}")
     try:
-        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(file, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # pickle, zip and torch errors have no common base class
         raise CheckpointError(
             f"checkpoint {file} is unreadable ({_torch_load_error(error)}); "
@@ -87,30 +90,8 @@ def load_state(net: nn.Module, state: dict[str, torch.Tensor], path) -> None:
 
 def net_config(net: PConvUNet) -> dict[str, Any]:
     """``{class_path, init_args}`` that rebuild ``net``'s architecture."""
-    args = {"levels": net.levels, "width_mult": net.width_mult, "in_channels": net.in_channels}
+    args = {key: getattr(net, key) for key in ARCHITECTURE_KEYS}
     return {"class_path": f"{type(net).__module__}.{type(net).__qualname__}", "init_args": args}
-
-
-def build_net(spec: dict[str, Any] | None, source: str | os.PathLike) -> PConvUNet:
-    """A fresh network from ``{class_path, init_args}`` (the default PConvUNet for None).
-
-    jsonargparse only instantiates subclasses of PConvUNet: a file cannot make this import
-    and run arbitrary code.
-    """
-    from jsonargparse import ArgumentParser
-
-    from pconv.nn.unet import PConvUNet
-
-    if spec is None:
-        return PConvUNet()
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--net", type=PConvUNet)
-    try:
-        return parser.instantiate(parser.parse_object({"net": spec})).net
-    except Exception as error:  # jsonargparse's errors have no common base class
-        raise CheckpointError(
-            f"{source} describes no PConvUNet ({str(error).splitlines()[0]})"
-        ) from None
 
 
 def check_architecture(saved: dict | None, net: Any, path: str | os.PathLike) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
-from pconv.weights.download import download, sha256_of, torch_cache_dir
+from pconv.weights.download import fetch_hashed
 from pconv.weights.errors import CheckpointError, WeightsUnavailableError
+from pconv.weights.named import NAMED, fetch_named
 
 #: Names `pconv weights` knows and what they are; lpips and fid need the eval extra.
 PRETRAINED = {
@@ -39,33 +39,12 @@ def fetch_pretrained(
     name: str, to: str | os.PathLike | None = None, verify_cached: bool = False
 ) -> Path:
     """The local file of pretrained weights ``name`` (:func:`pretrained_urls`), downloaded
-    into the torch cache (or to the file ``to``) unless it is there. The file name's hash
-    prefix (``vgg16-397923af.pth``) is checked as torchvision does: always after a download,
-    and for a file already there when ``verify_cached``.
+    into the torch cache (or to the file ``to``) unless it is there; see
+    :func:`~pconv.weights.download.fetch_hashed`.
 
     Offline, raises :class:`WeightsUnavailableError` saying which file to copy where.
     """
-    import torch
-
-    url = pretrained_urls()[name]
-    file_name = Path(urlparse(url).path).name
-    target = Path(to).expanduser() if to is not None else torch_cache_dir() / file_name
-    match = torch.hub.HASH_REGEX.search(file_name)
-    prefix = match.group(1) if match else None
-    if target.is_file():
-        if verify_cached and prefix and not sha256_of(target).startswith(prefix):
-            raise CheckpointError(
-                f"{target} is not {file_name} (its SHA-256 does not start with {prefix}); "
-                "delete it and fetch it again"
-            )
-        return target
-    try:
-        return download(url, target, prefix)
-    except WeightsUnavailableError as error:
-        raise WeightsUnavailableError(
-            f"{PRETRAINED[name]} are not cached at {target}, and {error}; run `pconv weights "
-            f"{name}` where there is internet, or copy {file_name} (from {url}) to {target}"
-        ) from None
+    return fetch_hashed(pretrained_urls()[name], PRETRAINED[name], name, to, verify_cached)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         metavar="NAME",
         help=f"any of {', '.join(PRETRAINED)} (lpips and fid need the eval extra, "
-        "torch-fidelity); default: all available",
+        f"torch-fidelity), or a published network: {', '.join(NAMED)} (downloaded, converted "
+        "and cached as safetensors); default: all available of the first list",
     )
     parser.add_argument("--to", type=Path, help="write the file here instead (one NAME)")
     args = parser.parse_args(argv)
@@ -93,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {message}", file=sys.stderr)
         return code
 
-    unknown = [n for n in args.names if n not in PRETRAINED]
+    unknown = [n for n in args.names if n not in PRETRAINED and n not in NAMED]
     if unknown:
-        return fail(f"unknown weights {', '.join(unknown)}; choose from {', '.join(PRETRAINED)}")
+        return fail(
+            f"unknown weights {', '.join(unknown)}; choose from "
+            f"{', '.join([*PRETRAINED, *NAMED])}"
+        )
+    networks = [n for n in args.names if n in NAMED]
+    if networks and args.to is not None:
+        return fail(f"--to is for {', '.join(PRETRAINED)}; {networks[0]} goes to the torch cache")
     available = pretrained_urls()
     names = args.names or list(available)
-    missing = [n for n in names if n not in available]
+    missing = [n for n in names if n not in available and n not in NAMED]
     if missing:
         return fail(
             f"{', '.join(missing)} need the eval extra: pip install torch-fidelity "
@@ -108,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--to names one file; give one NAME, not {', '.join(names)}")
     for name in names:
         try:
-            path = fetch_pretrained(name, args.to, verify_cached=True)
+            if name in NAMED:
+                path = fetch_named(name, verify_cached=True)
+            else:
+                path = fetch_pretrained(name, args.to, verify_cached=True)
         except CheckpointError as error:
             return fail(str(error))
         except WeightsUnavailableError as error:

@@ -2,7 +2,9 @@
 
 ``pconv export --format safetensors`` and ``pconv push`` write it; loading it never unpickles
 anything. The JSON is ``<stem>.json``, or ``config.json`` next to ``model.safetensors`` (the
-Hugging Face Hub's names).
+Hugging Face Hub's names). The same record is also in the safetensors file's own metadata
+(key :data:`METADATA_KEY`), so one file and one hash cover both; it wins over the JSON, which
+only files written before it need.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ SAFETENSORS_FILE = "model.safetensors"
 
 
 CONFIG_FILE = "config.json"
+#: The safetensors metadata key holding the architecture record (JSON text).
+METADATA_KEY = "pconv_architecture"
+#: An architecture JSON is a few hundred bytes; a bigger one is not read.
+MAX_CONFIG_BYTES = 1 << 16
 
 
 #: The input convention every exported network follows (written into its metadata).
@@ -66,7 +72,11 @@ def save_safetensors(net: PConvUNet, path: str | os.PathLike) -> tuple[Path, Pat
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     record = architecture(net)
-    metadata = {"format": "pt", "pconv_version": record["pconv_version"]}
+    metadata = {
+        "format": "pt",
+        "pconv_version": record["pconv_version"],
+        METADATA_KEY: json.dumps(record),
+    }
     path = Path(path)
     config = config_path(path)
     atomic_write(path, save(state, metadata=metadata))
@@ -74,21 +84,53 @@ def save_safetensors(net: PConvUNet, path: str | os.PathLike) -> tuple[Path, Pat
     return path, config
 
 
-def read_safetensors_architecture(path: Path) -> dict[str, Any]:
-    """The ``net`` record of a safetensors file's architecture JSON."""
-    config = config_path(path)
+def read_safetensors_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """(metadata, name -> shape of every tensor) of a safetensors file, from its header
+    alone: no tensor is read. A truncated or foreign file raises :class:`CheckpointError`."""
+    from safetensors import SafetensorError, safe_open
+
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    if not config.is_file():
+    try:
+        with safe_open(path, framework="pt") as file:
+            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+            return file.metadata() or {}, shapes
+    except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
-            f"{path} needs its architecture file {config} next to it (written with it by "
-            "`pconv export --format safetensors`)"
+            f"weights file {path} is not a complete safetensors file ({error}); download or "
+            "export it again"
+        ) from None
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def read_safetensors_architecture(path: Path, metadata: dict[str, str]) -> Any:
+    """The ``net`` record of a safetensors file: from its ``metadata`` (see
+    :func:`read_safetensors_header`) or, for older files, its architecture JSON. Not yet
+    checked: see :func:`pconv.weights.architecture.validate`."""
+    config = config_path(path)
+    if METADATA_KEY in metadata:
+        source, text = f"{path} (metadata {METADATA_KEY})", metadata[METADATA_KEY]
+    elif config.is_file():
+        if config.stat().st_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(
+                f"architecture file {config} is over {MAX_CONFIG_BYTES} bytes, too big to be "
+                "a pconv record; re-export it with `pconv export --format safetensors`"
+            )
+        source, text = str(config), config.read_text(errors="replace")
+    else:
+        raise CheckpointError(
+            f"{path} holds no architecture and needs its architecture file {config} next to "
+            "it (written with it by `pconv export --format safetensors`)"
         )
     try:
-        return json.loads(config.read_text())["net"]
+        # NaN and Infinity are not JSON; Python would accept them and slip past range checks.
+        return json.loads(text, parse_constant=_reject_constant)["net"]
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(
-            f"architecture file {config} is not a pconv record ({type(error).__name__}: "
+            f"architecture in {source} is not a pconv record ({type(error).__name__}: "
             f"{error}); re-export it with `pconv export --format safetensors`"
         ) from None
 
