@@ -147,7 +147,10 @@ def fetch_url(spec: str, check: Callable[[Path], object] | None = None) -> Path:
             download(url.rsplit(".", 1)[0] + ".json", config_path(staged))
             files.append(config_path(staged))
         if check is not None:
-            check(staged)
+            try:
+                check(staged)
+            except CheckpointError as error:  # name the URL, not the staged file
+                raise CheckpointError(str(error).replace(str(staged), url)) from None
         # The architecture file first: the weights file's presence means the pair is whole.
         for file in reversed(files):
             os.replace(file, target.parent / file.name)
