@@ -69,11 +69,11 @@ def convert_state(
     counting kernel that is not their multi-channel all-ones one."""
     import torch
 
-    levels = sum(1 for name in state if _NAME.match(name) and name.endswith(".conv.weight")) // 2
+    levels = sum(1 for name in state if re.fullmatch(r"encoder\.enc\d+\.conv\.weight", name))
     ours: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         match = _NAME.match(name)
-        if not match:
+        if not match or not 1 <= int(match.group(2)) <= levels:
             raise CheckpointError(f"{source}: tensor {name} has no counterpart in PConvUNet")
         part, index, layer, kind = match.groups()
         level = int(index)
