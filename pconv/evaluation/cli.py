@@ -14,7 +14,8 @@ Masks: the paper track's generated masks, or ``--masks DIR`` (e.g. NVIDIA's 12,0
 masks, as in the paper's Table 1), bucketed by measured hole ratio and border contact at
 ``--size``; files outside every bucket get their own row, and "all" is the sum of the rows.
 On the paper track the paper's own PConv figures are shown beside the run as a labelled
-reference, saying where the run's setup differs from the paper's.
+reference, saying where the run's setup differs from the paper's; for a published network
+(``--ckpt mmagic-places2``) its publisher's figures are noted as a labelled reference too.
 
 Outputs in ``-o OUTDIR`` (existing ones are kept unless ``--overwrite``): ``report.csv`` and
 ``report.json`` (one entry per method × row and "all", plus the paper reference),
@@ -62,6 +63,7 @@ from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
+from pconv.weights.named import reference_note
 
 PROG = "pconv evaluate"
 NETWORK_NAME = "pconv"
@@ -228,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         images=args.images,
     )
     report.config |= {"checkpoint": str(args.ckpt) if args.ckpt else None}
+    published = reference_note(args.ckpt)
+    if published:
+        report.notes.append(published)
     for table in [report.compact_table()] if args.compact else report.tables():
         console.print(table)
     for method, value in report.fid.items():

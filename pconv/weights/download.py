@@ -143,7 +143,10 @@ def fetch_url(spec: str, check: Callable[[Path], object] | None = None) -> Path:
         staged = Path(folder) / target.name
         download(url, staged, sha256)
         files = [staged]
-        if staged.suffix == ".safetensors" and METADATA_KEY not in read_safetensors_header(staged)[0]:
+        if (
+            staged.suffix == ".safetensors"
+            and METADATA_KEY not in read_safetensors_header(staged)[0]
+        ):
             download(url.rsplit(".", 1)[0] + ".json", config_path(staged))
             files.append(config_path(staged))
         if check is not None:

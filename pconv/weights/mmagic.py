@@ -38,7 +38,12 @@ if TYPE_CHECKING:
     from pconv.nn.unet import PConvUNet
 
 #: Their network in our architecture keys (``levels`` comes from the file).
-ARCHITECTURE = {"width_mult": 1.0, "in_channels": 3, "normalization": "symmetric", "ratio_eps": 1e-8}
+ARCHITECTURE = {
+    "width_mult": 1.0,
+    "in_channels": 3,
+    "normalization": "symmetric",
+    "ratio_eps": 1e-8,
+}
 #: Where their encoder-decoder's tensors start: the inpaintor's ``generator.``, or nothing
 #: for a bare ``PConvEncoderDecoder`` state dict.
 _FIRST = "encoder.enc1.conv.weight"
@@ -67,8 +72,6 @@ def convert_state(
 
     Raises :class:`CheckpointError` for a tensor that has no place in our network or a
     counting kernel that is not their multi-channel all-ones one."""
-    import torch
-
     levels = sum(1 for name in state if re.fullmatch(r"encoder\.enc\d+\.conv\.weight", name))
     ours: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():

@@ -74,6 +74,19 @@ NAMED = {
 }
 
 
+def reference_note(spec: str | os.PathLike | None) -> str | None:
+    """The publisher's figures of a published network named by ``spec`` (None for any other
+    spec), labelled as theirs: ``pconv evaluate`` shows them beside its own."""
+    published = NAMED.get(str(spec))
+    if published is None:
+        return None
+    figures = ", ".join(f"{metric} {value:g}" for metric, value in published.figures.items())
+    return (
+        f"reference for {spec}: {figures} ({published.reference_label}; the publisher's "
+        "metric code and masks, not this run's)"
+    )
+
+
 def converted_path(name: str) -> Path:
     """Where the converted network of ``name`` is cached."""
     stem = Path(NAMED[name].file_name).stem

@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in PRETRAINED and n not in NAMED]
     if unknown:
         return fail(
-            f"unknown weights {', '.join(unknown)}; choose from "
-            f"{', '.join([*PRETRAINED, *NAMED])}"
+            f"unknown weights {', '.join(unknown)}; choose from {', '.join([*PRETRAINED, *NAMED])}"
         )
     networks = [n for n in args.names if n in NAMED]
     if networks and args.to is not None:

@@ -93,7 +93,7 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, str], dict[str, tuple
         raise FileNotFoundError(f"weights file {path} does not exist")
     try:
         with safe_open(path, framework="pt") as file:
-            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}  # noqa: SIM118 (not iterable)
             return file.metadata() or {}, shapes
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(

@@ -140,3 +140,22 @@ def test_mistakes_exit_2_with_one_line_and_leave_files_alone(make, message, tmp_
     assert err.count("\n") == 1 and err.startswith("pconv evaluate: ")
     assert hashes(work) == before
     assert not (work / "fresh").exists()
+
+
+def test_a_published_network_is_shown_with_its_publishers_figures(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from pconv.nn.unet import PConvUNet
+    from pconv.weights.named import converted_path
+    from pconv.weights.safetensors_pair import save_safetensors
+
+    # A stand-in for the converted mmagic-places2 in the torch cache, as `pconv weights` leaves it.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    converted_path("mmagic-places2").parent.mkdir(parents=True)
+    save_safetensors(PConvUNet(levels=2, width_mult=1 / 64), converted_path("mmagic-places2"))
+    out = tmp_path / "out"
+    assert main([*FAST, "--ckpt", "mmagic-places2", "-o", str(out)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    expected = "reference for mmagic-places2: l1 8.776, psnr 22.762, ssim 0.801 (PConv, OpenMMLab"
+    assert expected in printed and "Places365 val" in printed
+    assert any(expected in note for note in json.loads((out / "report.json").read_text())["notes"])

@@ -12,14 +12,16 @@ import hashlib
 import http.server
 import threading
 from functools import partial
-from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import pconv.weights.named
 from pconv.inference import Inpainter
+from pconv.inference import main as inpaint_main
 from pconv.nn.partial_conv import PartialConv2d
 from pconv.nn.unet import PConvUNet
 from pconv.training.preflight import check_init_from
@@ -62,7 +64,9 @@ def their_state_dict(levels: int, seed: int = 0, dtype=torch.float64) -> dict[st
             state[f"{name}.bn.weight"] = 1 + 0.1 * randn(cout)
             state[f"{name}.bn.bias"] = 0.1 * randn(cout)
             state[f"{name}.bn.running_mean"] = 0.1 * randn(cout)
-            state[f"{name}.bn.running_var"] = 0.5 + torch.rand(cout, generator=generator, dtype=dtype)
+            state[f"{name}.bn.running_var"] = 0.5 + torch.rand(
+                cout, generator=generator, dtype=dtype
+            )
             state[f"{name}.bn.num_batches_tracked"] = torch.tensor(1000)
         else:
             state[f"{name}.conv.bias"] = 0.1 * randn(cout)
@@ -220,6 +224,13 @@ def test_pconv_weights_fetches_converts_and_caches_by_name(published, tmp_path, 
     assert converted.name == f"pconv-mmagic-places2-{converted.name.split('-')[-1]}"
     ours, theirs = outputs(Inpainter.from_pretrained("mmagic-places2", device="cpu").net, published)
     assert (ours - theirs).abs().max() <= 1e-5
+    # `pconv inpaint --ckpt NAME` takes the name like any weights spec.
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((SIZE, SIZE, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "mask.png"), np.pad(np.zeros((8, 8), np.uint8), 12, "constant",
+                                                   constant_values=255))  # fmt: skip
+    argv = [tmp_path / "photo.png", tmp_path / "mask.png", "-o", tmp_path / "out.png"]
+    assert inpaint_main([*map(str, argv), "--ckpt", "mmagic-places2", "--device", "cpu"]) == 0
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (SIZE, SIZE, 3)
     # Converted once: the cached file serves every later load, even without the server.
     entry = pconv.weights.named.NAMED["mmagic-places2"]
     pconv.weights.named.NAMED["mmagic-places2"] = dataclasses.replace(
@@ -254,7 +265,8 @@ def test_offline_says_which_file_to_fetch_and_where(published, tmp_path, capsys)
     entry = pconv.weights.named.NAMED["mmagic-places2"]
     name = entry.file_name
     pconv.weights.named.NAMED["mmagic-places2"] = dataclasses.replace(
-        entry, url=f"http://127.0.0.1:9/{name}"  # the discard port: refused
+        entry,
+        url=f"http://127.0.0.1:9/{name}",  # the discard port: refused
     )
     assert weights_main(["mmagic-places2"]) == 1
     message = capsys.readouterr().err
