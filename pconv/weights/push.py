@@ -1,15 +1,20 @@
 """``pconv push``: publish a trained network on the Hugging Face Hub, with a model card.
 
 The repo holds the safe pair (``model.safetensors`` and ``config.json``, see
-:mod:`pconv.weights`) and ``README.md``, a model card with the training config, the data,
-the per-bucket table of a ``pconv evaluate`` report, the mask convention and how to load the
-model. Anyone loads it with ``Inpainter.from_pretrained("user/name")`` or
-``--ckpt hf://user/name[@revision]``.
+:mod:`pconv.weights`) and ``README.md``, a model card built with ``huggingface_hub``'s
+``ModelCard``/``ModelCardData``: the hub's metadata (licence, library, tags, datasets,
+pipeline, the evaluation's overall figures as model-index results), the training data and
+steps, the evaluation set behind the per-bucket table of a ``pconv evaluate`` report, the
+limitations, the mask convention and how to load the model. Anyone loads it with
+``Inpainter.from_pretrained("user/name")`` or ``--ckpt hf://user/name[@revision]``.
+(``PyTorchModelHubMixin`` would rebuild the network from ``config.json`` by itself, around
+the schema and shape checks of :mod:`pconv.weights.architecture`, so it is not used.)
 
     pconv push --ckpt run/last.ckpt --repo user/name --report eval/report.json
     pconv push --ckpt run/last.ckpt --repo user/name --local-dir card/   # write, don't upload
 
-Uploading needs a token (``hf auth login`` or ``HF_TOKEN``).
+Uploading needs a token (``hf auth login`` or ``HF_TOKEN``); without one, or without a
+network, the command says so in one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -26,72 +31,53 @@ from typing import Any
 PROG = "pconv push"
 CARD_FILE = "README.md"
 _NOT_A_NUMBER = "–"
+_HTTP_LIBRARIES = frozenset({"httpx", "httpx2", "httpcore", "requests", "urllib3"})
 
 
 def report_table(report: dict[str, Any]) -> str:
-    """A markdown table of a ``pconv evaluate`` report (``report.json``): one line per row
-    (hole-ratio bucket and border split, or mask preset, and ``all``), one column per
-    metric × method."""
-    metrics, methods = report["metrics"], report["methods"]
-    columns = [f"{metric} ({method})" for metric in metrics for method in methods]
+    """A markdown table of the network's figures in a ``pconv evaluate`` report
+    (``report.json``; the network is its first method): one line per row (hole-ratio bucket
+    and border split, or mask preset, and ``all``), one column per metric, so that it fits a
+    page; the baselines stay in the report."""
+    metrics, method = report["metrics"], report["methods"][0]
     lines = [
-        "| masks | split | images | hole ratio | " + " | ".join(columns) + " |",
-        "|" + "---|" * (4 + len(columns)),
+        "| masks | split | images | hole ratio | " + " | ".join(metrics) + " |",
+        "|" + "---|" * (4 + len(metrics)),
     ]
-    rows = list(dict.fromkeys(r["row"] for r in report["rows"]))
-    for key in rows:
-        entries = {r["method"]: r for r in report["rows"] if r["row"] == key}
-        first = next(iter(entries.values()))
-        cells = []
-        for metric in metrics:
-            for method in methods:
-                value = entries.get(method, {}).get(metric, math.nan)
-                cells.append(f"{value:.3f}" if math.isfinite(value) else _NOT_A_NUMBER)
-        label = "all" if key == "all" else first.get("group", key)
-        split = "" if key == "all" else first.get("split", "")
+    for entry in (r for r in report["rows"] if r["method"] == method):
+        cells = [entry.get(metric, math.nan) for metric in metrics]
+        cells = [f"{value:.3f}" if math.isfinite(value) else _NOT_A_NUMBER for value in cells]
+        key = entry["row"]
+        label = "all" if key == "all" else entry.get("group", key)
+        split = "" if key == "all" else entry.get("split", "")
         lines.append(
-            f"| {label} | {split} | {first['count']} | {first['hole_ratio']:.3f} | "
+            f"| {label} | {split} | {entry['count']} | {entry['hole_ratio']:.3f} | "
             + " | ".join(cells)
             + " |"
         )
     return "\n".join(lines)
 
 
-def model_card(
-    repo_id: str,
-    architecture: dict[str, Any],
-    hyper_parameters: dict[str, Any],
-    data: dict[str, Any],
-    report: dict[str, Any] | None,
-) -> str:
-    """The README.md of a pushed model (YAML front matter for the hub, then markdown)."""
-    import yaml
-    from huggingface_hub import ModelCardData
+def public(config: Any) -> Any:
+    """``config`` without the internal keys (``_instantiator`` and the like), at any depth."""
+    if isinstance(config, dict):
+        return {k: public(v) for k, v in config.items() if not str(k).startswith("_")}
+    if isinstance(config, list):
+        return [public(v) for v in config]
+    return config
 
-    front = ModelCardData(
-        library_name="pconv",
-        pipeline_tag="image-to-image",
-        tags=["image-inpainting", "partial-convolutions", "pconv"],
-    ).to_yaml()
-    config = yaml.safe_dump(
-        {"model": hyper_parameters, "data": data}, sort_keys=False, allow_unicode=True
-    )
-    evaluation = (
-        f"Track `{report.get('config', {}).get('track', '?')}` of `pconv evaluate`, values on "
-        "the composite:\n\n" + report_table(report)
-        if report
-        else "No evaluation report was given (`pconv push --report eval/report.json`)."
-    )
-    net = architecture["net"]["init_args"]
-    return f"""---
-{front}
+
+#: The model card's markdown, rendered by ``huggingface_hub.ModelCard.from_template`` (jinja2)
+#: below the YAML metadata of its ``ModelCardData``.
+CARD_TEMPLATE = """---
+{{ card_data }}
 ---
 
-# {repo_id}
+# {{ repo_id }}
 
 An image-inpainting network with partial convolutions (Liu et al., ECCV 2018), trained with
-pconv {architecture["pconv_version"]}: a PConv U-Net with {net["levels"]} levels and width
-multiplier {net["width_mult"]}.
+pconv {{ version }}: a PConv U-Net with {{ net.levels }} levels and width multiplier
+{{ net.width_mult }} (input normalisation `{{ net.normalization }}`).
 
 ## How to load
 
@@ -99,43 +85,146 @@ multiplier {net["width_mult"]}.
 from PIL import Image
 from pconv import Inpainter
 
-inpainter = Inpainter.from_pretrained("{repo_id}")   # pin a revision: "{repo_id}@<commit>"
+inpainter = Inpainter.from_pretrained("{{ repo_id }}")   # pin a revision: "{{ repo_id }}@<commit>"
 filled = inpainter(Image.open("photo.png"), Image.open("mask.png"))
 ```
 
-Command line: `pconv inpaint --ckpt hf://{repo_id} photo.png mask.png -o filled.png`.
-The weights are safetensors: loading them runs no code from this repo.
+Command line: `pconv inpaint --ckpt hf://{{ repo_id }} photo.png mask.png -o filled.png`.
+The weights are safetensors with the architecture in their metadata: loading them runs no code
+from this repo.
 
 ## Inputs and the mask convention
 
-{architecture["input_convention"]}. Masks are 1 = valid, 0 = hole; mask files are black
-where the hole is. Any image size works through `Inpainter` (reflect-padded to a multiple of
-{architecture["multiple"]}, cropped back); only hole pixels change.
+{{ convention }}. Masks are 1 = valid, 0 = hole; mask files are black where the hole is. Any
+image size works through `Inpainter` (reflect-padded to a multiple of {{ multiple }}, cropped
+back); only hole pixels change.
 
-## Data
+## Training
 
-{_data_line(data)}
+{{ training }}
 
 ## Evaluation
 
-{evaluation}
+{{ evaluation }}
+
+## Limitations
+
+- It fills holes from the pixels around them; it does not know what was there. Large holes
+  come out blurry, and holes that touch the image border are harder (the table's border
+  split).
+- It was trained at {{ train_size }}: photos of very different size or content (faces,
+  text, drawings, unless they were its training data) are filled less well.
+- Its quality is what the table says on that data and those masks, nothing more. Do not use
+  it to alter photographs of people in ways that deceive; check the training data's terms
+  before any commercial use (licence: `{{ license }}`).
 
 ## Training config
 
 ```yaml
-{config}```
+{{ config }}```
 """
 
 
-def _data_line(data: dict[str, Any]) -> str:
-    if not data:
-        return "The checkpoint does not record its data config."
+def _training_text(data: dict[str, Any], progress: dict[str, Any]) -> str:
     keys = ("source", "image_size", "mask_preset", "mask_dir")
-    return ", ".join(f"{k}: `{data[k]}`" for k in keys if data.get(k) is not None) + "."
+    parts = [f"{k}: `{data[k]}`" for k in keys if data.get(k) is not None]
+    steps = progress.get("global_step")
+    if steps is not None:
+        parts.append(f"{steps} optimizer steps ({progress.get('epoch', '?')} epochs)")
+    return (", ".join(parts) + ".") if parts else "The checkpoint records no data config."
+
+
+def _evaluation_text(report: dict[str, Any] | None) -> str:
+    if not report:
+        return "No evaluation report was given (`pconv push --report eval/report.json`)."
+    config = report.get("config", {})
+    total = next((r["count"] for r in report["rows"] if r["row"] == "all"), "?")
+    masks = f"mask files in `{config['masks']}`" if config.get("masks") else "generated masks"
+    size = config.get("size", "?")
+    return (
+        f"`pconv evaluate`, track `{config.get('track', '?')}`: {total} images from "
+        f"`{config.get('images') or 'the default set'}` at {size}×{size} px, {masks}, seed "
+        f"{config.get('seed', '?')}. Values on the composite (ℓ1 in percent); the baselines' "
+        "figures are in report.json.\n\n" + report_table(report)
+    )
+
+
+def _eval_results(report: dict[str, Any] | None, dataset: str) -> list:
+    """The report's overall figures as the hub's model-index results."""
+    from huggingface_hub import EvalResult
+
+    if not report:
+        return []
+    method = report["methods"][0]
+    overall = next((r for r in report["rows"] if r["row"] == "all" and r["method"] == method), {})
+    return [
+        EvalResult(
+            task_type="image-to-image",
+            task_name="Image inpainting",
+            dataset_type=dataset,
+            dataset_name=f"{dataset} ({report.get('config', {}).get('track', '?')} track)",
+            metric_type=metric,
+            metric_value=round(overall[metric], 3),
+        )
+        for metric in report["metrics"]
+        if isinstance(overall.get(metric), int | float) and math.isfinite(overall[metric])
+    ]
+
+
+def model_card(
+    repo_id: str,
+    architecture: dict[str, Any],
+    checkpoint: dict[str, Any],
+    report: dict[str, Any] | None,
+    license: str = "other",
+    datasets: list[str] | None = None,
+) -> str:
+    """The README.md of a pushed model: ``ModelCardData`` metadata (licence, library, tags,
+    datasets, pipeline, evaluation results) and the card's text."""
+    import yaml
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    datasets = datasets or ([str(data["source"])] if data.get("source") else [])
+    card_data = ModelCardData(
+        license=license,
+        # The hub asks "other" licences for a name: here, the training data's terms.
+        license_name="training-data-terms" if license == "other" else None,
+        library_name="pconv",
+        pipeline_tag="image-to-image",
+        tags=["image-inpainting", "partial-convolutions", "pconv"],
+        datasets=datasets or None,
+        model_name=repo_id,
+        eval_results=_eval_results(report, datasets[0] if datasets else "unspecified") or None,
+    )
+    hyper_parameters = public(dict(checkpoint.get("hyper_parameters", {})))
+    config = yaml.safe_dump(
+        {"model": hyper_parameters, "data": public(data)}, sort_keys=False, allow_unicode=True
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_str=CARD_TEMPLATE,
+        repo_id=repo_id,
+        version=architecture["pconv_version"],
+        net=architecture["net"]["init_args"],
+        convention=architecture["input_convention"],
+        multiple=architecture["multiple"],
+        training=_training_text(data, checkpoint),
+        evaluation=_evaluation_text(report),
+        train_size=f"{data['image_size']} px" if data.get("image_size") else "its crop size",
+        license=license,
+        config=config,
+    )
+    return str(card)
 
 
 def write_repo(
-    spec: str, repo_id: str, folder: str | os.PathLike, report_path: Path | None
+    spec: str,
+    repo_id: str,
+    folder: str | os.PathLike,
+    report_path: Path | None,
+    license: str = "other",
+    datasets: list[str] | None = None,
 ) -> list[Path]:
     """Write the repo's files (safe pair and model card) into ``folder``; returns them."""
     from pconv.utils.files import atomic_write
@@ -155,12 +244,10 @@ def write_repo(
             ) from None
     path = resolve(spec)
     net = load_network(path)
-    checkpoint = {} if path.suffix == ".safetensors" else read_checkpoint(path)
-    hyper_parameters = dict(checkpoint.get("hyper_parameters", {}))
-    data = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    checkpoint = {} if path.suffix == ".safetensors" else read_checkpoint(path, mmap=True)
     folder = Path(folder)
     files = list(save_safetensors(net, folder / SAFETENSORS_FILE))
-    card = model_card(repo_id, architecture(net), hyper_parameters, data, report)
+    card = model_card(repo_id, architecture(net), checkpoint, report, license, datasets)
     files.append(atomic_write(folder / CARD_FILE, card.encode()))
     return files
 
@@ -190,6 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         help="write the repo's files into this (new or empty) folder instead of uploading",
     )
     parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument(
+        "--license",
+        default="other",
+        help="the card's licence id (apache-2.0, cc-by-nc-4.0, ...; default other: the "
+        "training data's terms apply)",
+    )
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        help="hub dataset id the network was trained on (repeatable; default: the "
+        "checkpoint's data source)",
+    )
     args = parser.parse_args(argv)
 
     def fail(message: str) -> int:
@@ -211,21 +310,37 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"report {args.report} does not exist; write it with `pconv evaluate`")
     if args.local_dir is not None and args.local_dir.exists() and any(args.local_dir.iterdir()):
         return fail(f"--local-dir {args.local_dir} is not empty; name a new or empty folder")
+    if args.local_dir is None:
+        from huggingface_hub import get_token
+
+        if get_token() is None:
+            return fail(
+                "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN "
+                "(or write the repo's files with --local-dir DIR)"
+            )
+    card_args = (args.report, args.license, args.dataset)
     try:
         if args.local_dir is not None:
-            files = write_repo(args.ckpt, repo_id, args.local_dir, args.report)
+            files = write_repo(args.ckpt, repo_id, args.local_dir, *card_args)
             print(f"{PROG}: wrote {', '.join(str(f) for f in files)}")
             return 0
         with tempfile.TemporaryDirectory() as folder:
-            write_repo(args.ckpt, repo_id, folder, args.report)
+            write_repo(args.ckpt, repo_id, folder, *card_args)
             url = upload(Path(folder), repo_id, args.private)
     except (CheckpointError, WeightsUnavailableError, ValueError, OSError) as error:
         return fail(str(error))
-    except Exception as error:  # the hub's HTTP and auth errors
+    except Exception as error:  # the hub's HTTP, auth and transport errors
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-        if not isinstance(error, HfHubHTTPError | OfflineModeIsEnabled):
+        # Transport errors come from the hub's HTTP library, which changes between its
+        # versions (requests, httpx, httpx2): recognised by their package.
+        transport = type(error).__module__.split(".")[0] in _HTTP_LIBRARIES
+        if not (transport or isinstance(error, HfHubHTTPError | OfflineModeIsEnabled)):
             raise
-        return fail(f"cannot upload to {repo_id} ({str(error).splitlines()[0]})")
+        cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return fail(
+            f"cannot upload to {repo_id} ({cause}); check the network and your login "
+            "(`hf auth whoami`), or write the files with --local-dir DIR"
+        )
     print(f"{PROG}: pushed {repo_id}: {url}")
     return 0
