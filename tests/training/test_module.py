@@ -38,7 +38,13 @@ def test_python_built_module_round_trips_through_checkpoint(tmp_path):
     module = tiny_module()
     assert module.hparams["net"] == {
         "class_path": "pconv.nn.unet.PConvUNet",
-        "init_args": {"levels": LEVELS, "width_mult": 0.125, "in_channels": 3},
+        "init_args": {
+            "levels": LEVELS,
+            "width_mult": 0.125,
+            "in_channels": 3,
+            "normalization": "imagenet",
+            "ratio_eps": 0.0,
+        },
     }
     assert module.hparams["loss"]["init_args"]["hole_weight"] == 3.0
     assert not any(isinstance(v, torch.nn.Module) for v in module.hparams.values())
