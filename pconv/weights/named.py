@@ -114,7 +114,7 @@ def fetch_named(
     # A converted file stands on its own: its original is re-checked only where it is kept.
     if target.is_file() and not (verify_cached and (target.parent / published.file_name).is_file()):
         return target
-    original = fetch_hashed(published.url, published.title, name, verify_cached=verify_cached)
+    original = fetch_hashed(published.url, f"the {name} weights", name, verify_cached=verify_cached)
     if target.is_file():
         return target
     import torch
