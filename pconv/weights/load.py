@@ -52,7 +52,7 @@ def resolve(spec: str | os.PathLike, bare_repo_ids: bool = False) -> Path:
     ``bare_repo_ids``: also read ``user/name`` that is not a local path as a hub repo.
     """
     text = str(spec)
-    if text in NAMED:
+    if text in NAMED and not Path(text).exists():  # a file of that name comes first
         return fetch_named(text, check=inspect)
     if text.startswith(HUB_PREFIX):
         return fetch_hub(text)

@@ -3,11 +3,9 @@ allocated or cached (pconv.weights.architecture, the safetensors header, the URL
 
 from __future__ import annotations
 
-import functools
-import http.server
+import contextlib
 import json
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -16,6 +14,7 @@ import pytest
 import torch
 from refusals import assert_refused
 from safetensors.torch import save_file
+from servers import serving
 
 from pconv.inference import main as inpaint_main
 from pconv.nn.unet import PConvUNet
@@ -149,26 +148,16 @@ def test_the_architecture_travels_inside_the_safetensors_file(tmp_path):
     assert torch.equal(outputs(load_network(weights)), outputs(net))
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # stderr is what the refusals are checked on
-        pass
-
-
 @pytest.fixture
 def two_servers(tmp_path):
     """Two HTTP servers on 127.0.0.1, each serving its own folder; yields [(folder, url)]."""
-    servers, sites = [], []
-    for name in ("a", "b"):
-        folder = tmp_path / name
-        folder.mkdir()
-        handler = functools.partial(QuietHandler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        sites.append((folder, f"http://127.0.0.1:{server.server_address[1]}"))
-    yield sites
-    for server in servers:
-        server.shutdown()
+    folders = [tmp_path / "a", tmp_path / "b"]
+    with contextlib.ExitStack() as stack:
+        sites = []
+        for folder in folders:
+            folder.mkdir()
+            sites.append((folder, stack.enter_context(serving(folder))))
+        yield sites
 
 
 def test_two_urls_with_one_file_name_are_two_cache_entries(two_servers, tmp_path, monkeypatch):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
-import threading
 from functools import partial
 
 import cv2
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from servers import serving
 
 import pconv.weights.named
 from pconv.inference import Inpainter
@@ -178,11 +177,6 @@ def test_tensors_without_a_place_are_refused():
         convert(state, "theirs.pth")
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def published(tmp_path, monkeypatch):
     """mmagic-places2 served from 127.0.0.1: a synthetic checkpoint of their layout (as
@@ -198,17 +192,12 @@ def published(tmp_path, monkeypatch):
     prefix = hashlib.sha256(staged.read_bytes()).hexdigest()[:8]
     name = f"pconv_256x256_stage2_4x2_places_20200619-{prefix}.pth"
     staged.rename(folder / name)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(QuietHandler, directory=str(folder))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     entry = pconv.weights.named.NAMED["mmagic-places2"]
-    url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
-    monkeypatch.setitem(pconv.weights.named.NAMED, "mmagic-places2",
-                        dataclasses.replace(entry, url=url))  # fmt: skip
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
-    yield state
-    server.shutdown()
+    with serving(folder) as base:
+        monkeypatch.setitem(pconv.weights.named.NAMED, "mmagic-places2",
+                            dataclasses.replace(entry, url=f"{base}/{name}"))  # fmt: skip
+        yield state
 
 
 def outputs(net, state):
