@@ -99,7 +99,10 @@ class PartialConv2d(nn.Conv2d):
                 self.dilation,
             )
             new_mask = (count > 0).to(acc)
-            ratio = self.window_size / (count.clamp_min(COUNT_EPS) + self.ratio_eps) * new_mask
+            valid = count.clamp_min(COUNT_EPS)
+            if self.ratio_eps:  # mmagic's additive eps; the paper's ratio skips the extra pass
+                valid = valid + self.ratio_eps
+            ratio = self.window_size / valid * new_mask
             out = raw.to(acc) * ratio
             if self.bias is not None:
                 out = (out + self.bias.to(acc).view(1, -1, 1, 1)) * new_mask
