@@ -60,6 +60,7 @@ from pconv.evaluation.tracks import (
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
+from pconv.utils.threads import choose_threads
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
 
@@ -166,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    threads = choose_threads(args.workers)
+    if threads is not None:
+        torch.set_num_threads(threads)
     # Every input and output is checked here, before any work or any file is written.
     try:
         _check_numbers(args)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -49,6 +50,7 @@ from pconv.training.callbacks import (
 from pconv.training.callbacks.console import ModelSummary, ProgressBar
 from pconv.training.module import InpaintingModule, NonFiniteLossError
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
+from pconv.utils.threads import choose_threads
 from pconv.weights.checkpoints import newest_checkpoint
 from pconv.weights.errors import CheckpointError
 
@@ -239,6 +241,9 @@ class PConvCLI(LightningCLI):
         # Every check before the logger, a checkpoint or a worker exists.
         config = self.config[self.subcommand]
         preflight.check_config(config, self.subcommand)
+        threads = choose_threads(config.data.num_workers)
+        if threads is not None:
+            torch.set_num_threads(threads)
         # After parsing, so --help and --print_config say nothing about W&B.
         if "WandbLogger" in str(config.trainer.logger):
             configure_wandb_mode()
