@@ -31,11 +31,11 @@ import torch
 from PIL import Image
 
 from pconv.data.images import UnreadableImageError, decode_image
+from pconv.data.masks import hole_pattern
 from pconv.data.samples import SAMPLE_NAMES, sample_image
 from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
 from pconv.metrics import SSIM_KERNEL, per_image_scores
-from pconv.training.callbacks.image_grid import HOLE_COLOR
 from pconv.utils import tool_args
 from pconv.utils.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
 from pconv.weights.errors import CheckpointError
@@ -214,9 +214,8 @@ def compare(inpainter: Inpainter | None, photo: Photo, mask: np.ndarray) -> Comp
         raise AppError("there are no holes: paint some on the photo, or upload a mask")
     if not valid.any():
         raise AppError("the holes cover the whole photo: leave some of it unpainted")
-    hole_colour = np.array(HOLE_COLOR) * _UINT8_MAX
     panels: dict[str, np.ndarray | None] = {
-        "input with holes": np.where(valid[:, :, None], image, hole_colour.astype(np.uint8)),
+        "input with holes": np.where(valid[:, :, None], image, hole_pattern(*mask.shape)),
         "pconv output": None,
         "pconv composite": None,
     }

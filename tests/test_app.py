@@ -107,8 +107,12 @@ def test_painted_mask_gives_pconv_and_baselines_with_valid_pixels_kept(
         if name != "pconv output":
             # Composites: every valid pixel bit-identical to the photo.
             np.testing.assert_array_equal(panel[valid], image[valid])
-    # Input panel: holes white, the rest the photo.
-    np.testing.assert_array_equal(comparison.panels["input with holes"][~valid], 255)
+    # Input panel: holes a magenta/black checkerboard of 4-px squares, the rest the photo.
+    panel = comparison.panels["input with holes"]
+    for row, col in zip(*np.nonzero(~valid), strict=True):
+        want = (255, 0, 255) if (row // 4 + col // 4) % 2 == 0 else (0, 0, 0)
+        assert tuple(panel[row, col]) == want
+    np.testing.assert_array_equal(panel[valid], image[valid])
 
     # The network's output, computed here straight from the checkpoint's U-Net (64 is a
     # multiple of 2**levels, so no padding is involved).

@@ -31,6 +31,22 @@ SHAPE_KINDS = ("box", "ellipse", "circle")
 NUM_BORDER_SPLITS = 2
 
 
+#: The two colours of the checkerboard that shows holes in pictures (RGB uint8): magenta, the
+#: app's brush colour, and black. A pattern, not one colour: a white hole vanished on white
+#: backgrounds, and no photo region is a fine magenta-and-black checkerboard.
+HOLE_PATTERN_COLOURS = ((255, 0, 255), (0, 0, 0))
+#: Squares of the pattern: at least this many pixels, and about 1/64 of the shorter side.
+HOLE_PATTERN_MIN_SQUARE = 4
+
+
+def hole_pattern(height: int, width: int) -> np.ndarray:
+    """The H×W×3 uint8 checkerboard that pictures show in place of hole pixels."""
+    square = max(HOLE_PATTERN_MIN_SQUARE, min(height, width) // 64)
+    rows, cols = np.indices((height, width)) // square
+    colours = np.array(HOLE_PATTERN_COLOURS, dtype=np.uint8)
+    return colours[(rows + cols) % 2]
+
+
 def hole_ratio(mask: np.ndarray) -> float:
     """Fraction of hole pixels of a uint8 {0,1} mask, in [0, 1]."""
     return 1.0 - cv2.countNonZero(mask) / mask.size
