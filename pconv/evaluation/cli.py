@@ -242,5 +242,6 @@ def main(argv: list[str] | None = None) -> int:
         wandb_note = log_to_wandb(report, files, args.wandb_project, args.output)
     for note in [*report.notes, wandb_note] if wandb_note else report.notes:
         console.print(f"note: {note}")
-    console.print(f"wrote {', '.join(str(p) for p in files.values())}")
+    for path in files.values():  # one per line: a list of paths would wrap mid-path
+        console.print(f"wrote {path}", soft_wrap=True)
     return 0
