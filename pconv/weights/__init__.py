@@ -19,7 +19,7 @@ A **weights spec** names a trained network in any of these forms (:func:`load_ne
   name); a folder holding such a pair works too. Loading it never unpickles anything;
 - ``hf://user/name[@revision]``: a repo pushed by ``pconv push``, through the hub's cache;
 - ``https://host/file.ckpt[#sha256=HEX]``: downloaded once into the torch cache
-  (``$TORCH_HOME/checkpoints``) with a progress bar; the hash, when given, is checked.
+  (``$TORCH_HOME/hub/checkpoints``) with a progress bar; the hash, when given, is checked.
 
 Heavy libraries (torch, safetensors, huggingface_hub) are imported on first use, so the
 command line's ``--help`` stays quick.
