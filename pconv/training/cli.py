@@ -18,6 +18,7 @@ its files are and how to ``wandb sync`` them.
 
 from __future__ import annotations
 
+import importlib
 import netrc
 import os
 import re
@@ -173,6 +174,23 @@ def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
+def _resolve_class(path: str) -> Any:
+    """The object a dotted class path names, or the path itself when it names none."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return path
+
+
+def _same_value(key: str, before: Any, after: Any) -> bool:
+    """Equal config values; class paths are equal when they name the same class
+    (``pconv.nn.PConvUNet`` is ``pconv.nn.unet.PConvUNet``)."""
+    if key.endswith("class_path") and isinstance(before, str) and isinstance(after, str):
+        return _resolve_class(before) is _resolve_class(after)
+    return before == after
+
+
 class PConvCLI(LightningCLI):
     """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
     every config check before anything is created (:mod:`pconv.training.preflight`)."""
@@ -199,7 +217,7 @@ class PConvCLI(LightningCLI):
         differ = [
             f"{key}={before[key]!r} -> {after[key]!r}"
             for key in sorted(before.keys() & after.keys())
-            if before[key] != after[key]
+            if not _same_value(key, before[key], after[key])
         ]
         if differ:
             print(
