@@ -28,6 +28,8 @@ from pconv.app import (
     open_mask,
     open_photo,
     open_sample,
+    sample_choices,
+    scores_markdown,
 )
 from pconv.data.samples import sample_image
 from pconv.weights import load_network
@@ -167,6 +169,21 @@ def test_run_handler_writes_the_composite_png_and_merges_uploaded_and_painted_ho
     np.testing.assert_array_equal(composite[both == 1], astronaut.image[both == 1])
     assert not np.array_equal(composite[both == 0], astronaut.image[both == 0])
     assert "| pconv |" in scores and "| Telea |" in scores
+
+
+def test_samples_list_held_out_photos_first_and_scores_say_which_kind(inpainter):
+    choices = sample_choices()
+    assert [name for _, name in choices[:2]] == ["chelsea", "coffee"]  # the held-out photos
+    labels = dict((name, label) for label, name in choices)
+    assert labels["coffee"] == "coffee (held out)"
+    assert labels["astronaut"] == "astronaut (training photo)"
+    mask = _square_holes()
+    for name, says in (("coffee", "never trained on it"), ("astronaut", "flatter")):
+        photo, _ = open_sample(name, 64)
+        text = scores_markdown(
+            compare(inpainter, photo, mask[: photo.image.shape[0], : photo.image.shape[1]]), name
+        )
+        assert says in text.splitlines()[-1] and name in text.splitlines()[-1]
 
 
 def test_no_model_runs_the_baselines_and_says_how_to_get_one(astronaut):
