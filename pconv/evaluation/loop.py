@@ -17,11 +17,11 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
 from pconv.data.datasets import make_sample, spread_index
-from pconv.data.masks import hole_pattern
 from pconv.data.images import (
     ImageSource,
     SkippingReader,
 )
+from pconv.data.masks import hole_pattern
 from pconv.data.transforms import eval_transform
 from pconv.evaluation import optional_metrics
 from pconv.evaluation.baselines import Method

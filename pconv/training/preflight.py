@@ -15,13 +15,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pconv.data.datamodule import FLAT_SOURCES
 from pconv.data.images import (
     DataSourceError,
     UnreadableImageError,
     scan_images,
 )
 from pconv.data.mask_files import MaskFileError, load_mask
-from pconv.data.datamodule import FLAT_SOURCES
 from pconv.data.masks import MASK_PRESETS
 from pconv.data.sources import open_image_source
 from pconv.weights.checkpoints import check_architecture, read_checkpoint
