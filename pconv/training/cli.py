@@ -11,6 +11,9 @@ Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in
 ``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
 ``prediction_writer`` (``predict`` PNGs).
 
+Threads: torch uses the free cores less the loader workers (:mod:`pconv.utils.threads`);
+``OMP_NUM_THREADS`` overrides.
+
 W&B: without ``WANDB_MODE`` set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc
 entry) or no route to the server goes offline without prompting, and says at the end where
 its files are and how to ``wandb sync`` them.
@@ -258,10 +261,10 @@ class PConvCLI(LightningCLI):
             return
         # Every check before the logger, a checkpoint or a worker exists.
         config = self.config[self.subcommand]
-        preflight.check_config(config, self.subcommand)
         threads = choose_threads(config.data.num_workers)
         if threads is not None:
             torch.set_num_threads(threads)
+        preflight.check_config(config, self.subcommand)
         # After parsing, so --help and --print_config say nothing about W&B.
         if "WandbLogger" in str(config.trainer.logger):
             configure_wandb_mode()
