@@ -34,7 +34,8 @@ format: install
 params: install
 	$(BIN)/pconv params
 
-# Trains on the training photos of skimage.data (CPU, about five minutes, no download; W&B
+# Trains on the training photos of skimage.data (CPU: about 7 minutes on 2 quiet cores, far
+# longer on a busy machine, README "Time"; no download; W&B
 # runs offline unless you are logged in), then scores the last checkpoint and the classical
 # methods on the held-out photos with `pconv evaluate`: one PSNR table per hole-ratio bucket,
 # and outputs/demo/results.png (input, pconv, Telea, Navier-Stokes, mean fill, ground truth).
