@@ -34,15 +34,19 @@ format: install
 params: install
 	$(BIN)/pconv params
 
-# Trains on the training photos of skimage.data (CPU, about five minutes, no download; W&B
+# Trains on the training photos of skimage.data (CPU: about 7 minutes on 2 quiet cores, far
+# longer on a busy machine, README "Time"; no download; W&B
 # runs offline unless you are logged in), then scores the last checkpoint and the classical
 # methods on the held-out photos with `pconv evaluate`: one PSNR table per hole-ratio bucket,
 # and outputs/demo/results.png (input, pconv, Telea, Navier-Stokes, mean fill, ground truth).
 DEMO_EVAL_ARGS := --images samples:heldout --size 128 --per-bucket 10 --optional-metrics none
 demo: install
 	$(BIN)/pconv fit --config configs/demo.yaml --checkpoint.dirpath outputs/demo/checkpoints
-	$(BIN)/pconv evaluate --ckpt "$$(ls -t outputs/demo/checkpoints/last*.ckpt | head -1)" \
-		$(DEMO_EVAL_ARGS) --compact --overwrite -o outputs/demo/heldout
+	@# A re-run in the same folder writes last-v1.ckpt (Lightning never replaces an older run's
+	@# file): evaluate the newest, and show the command as it runs.
+	@ckpt=$$(ls -t outputs/demo/checkpoints/last*.ckpt | head -1) && \
+	echo "$(BIN)/pconv evaluate --ckpt $$ckpt $(DEMO_EVAL_ARGS) --compact --overwrite -o outputs/demo/heldout" && \
+	$(BIN)/pconv evaluate --ckpt "$$ckpt" $(DEMO_EVAL_ARGS) --compact --overwrite -o outputs/demo/heldout
 	cp outputs/demo/heldout/examples.png outputs/demo/results.png
 	@echo "Results picture: outputs/demo/results.png (held-out photos; full tables in outputs/demo/heldout)"
 

@@ -8,7 +8,7 @@ truth, so the page also shows each method's PSNR/SSIM on its composite (:mod:`pc
 
 Command line::
 
-    pconv app --ckpt outputs/demo/pconv/<run>/checkpoints/last.ckpt   # http://127.0.0.1:7860
+    pconv app --ckpt outputs/demo/checkpoints/last.ckpt   # http://127.0.0.1:7860
 
 The server listens on 127.0.0.1 unless ``--host`` says otherwise, runs the model on the GPU
 when there is one (``--device``) and serves one request at a time through Gradio's queue, so
@@ -31,11 +31,17 @@ import torch
 from PIL import Image
 
 from pconv.data.images import UnreadableImageError, decode_image
-from pconv.data.samples import SAMPLE_NAMES, sample_image
+from pconv.data.masks import hole_pattern
+from pconv.data.samples import (
+    HELDOUT_PHOTOS,
+    OTHER_NAMES,
+    SAMPLE_NAMES,
+    TRAIN_PHOTOS,
+    sample_image,
+)
 from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
 from pconv.metrics import SSIM_KERNEL, per_image_scores
-from pconv.training.callbacks.image_grid import HOLE_COLOR
 from pconv.utils import tool_args
 from pconv.utils.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
 from pconv.weights.errors import CheckpointError
@@ -62,9 +68,28 @@ _UINT8_MAX = 255
 NO_MODEL = (
     "**No model loaded**: Telea and Navier–Stokes still run, the pconv panels stay empty. "
     "To get a model, train one on the built-in photos with `make demo` (a few minutes on a "
-    "CPU), then start `pconv app --ckpt outputs/demo/pconv/<run>/checkpoints/last.ckpt`; "
+    "CPU), then start `pconv app --ckpt outputs/demo/checkpoints/last.ckpt`; "
     "or pass any checkpoint written by `pconv fit` as `--ckpt FILE`."
 )
+
+
+#: What each sample photo is to the demo model: (short label for the menu, sentence under
+#: the scores). Held-out photos are the fair test; scores on a training photo flatter it.
+SAMPLE_ROLES = {
+    **{n: ("held out", "held out: the demo model never trained on it") for n in HELDOUT_PHOTOS},
+    **{
+        n: ("training photo", "a training photo of the demo model, so its scores flatter it")
+        for n in TRAIN_PHOTOS
+    },
+    **{n: ("not a scene", "not a photograph of a scene (a test image)") for n in OTHER_NAMES},
+}
+
+
+def sample_choices() -> list[tuple[str, str]]:
+    """The sample menu's (label, name) pairs: held-out photos first, each marked."""
+    return [
+        (f"{n} ({SAMPLE_ROLES[n][0]})", n) for n in (*HELDOUT_PHOTOS, *TRAIN_PHOTOS, *OTHER_NAMES)
+    ]
 
 
 class AppError(ValueError):
@@ -214,9 +239,8 @@ def compare(inpainter: Inpainter | None, photo: Photo, mask: np.ndarray) -> Comp
         raise AppError("there are no holes: paint some on the photo, or upload a mask")
     if not valid.any():
         raise AppError("the holes cover the whole photo: leave some of it unpainted")
-    hole_colour = np.array(HOLE_COLOR) * _UINT8_MAX
     panels: dict[str, np.ndarray | None] = {
-        "input with holes": np.where(valid[:, :, None], image, hole_colour.astype(np.uint8)),
+        "input with holes": np.where(valid[:, :, None], image, hole_pattern(*mask.shape)),
         "pconv output": None,
         "pconv composite": None,
     }
@@ -248,8 +272,9 @@ def _scores(panels: dict[str, np.ndarray | None], truth: np.ndarray) -> dict[str
     }
 
 
-def scores_markdown(comparison: Comparison) -> str:
-    """The scores of ``comparison`` as a Markdown table ("" when it has none)."""
+def scores_markdown(comparison: Comparison, sample: str | None = None) -> str:
+    """The scores of ``comparison`` as a Markdown table ("" when it has none); ``sample``:
+    the sample photo's name, to say whether the demo model trained on it."""
     if comparison.scores is None:
         return ""
     rows = [
@@ -263,6 +288,7 @@ def scores_markdown(comparison: Comparison) -> str:
             *rows,
             "",
             "Each composite against the sample photo (the ground truth).",
+            *([f"**{sample}** is {SAMPLE_ROLES[sample][1]}."] if sample in SAMPLE_ROLES else []),
         ]
     )
 
@@ -356,7 +382,8 @@ class App:
             download = folder / f"{Path(photo.name).stem}_pconv.png"
             download.write_bytes(encode_image(comparison.panels["pconv composite"], ".png"))
         panels = tuple(comparison.panels[name] for name in PANELS)
-        return *panels, scores_markdown(comparison), download, _notes_markdown(notes)
+        scores = scores_markdown(comparison, photo.name if photo.truth else None)
+        return *panels, scores, download, _notes_markdown(notes)
 
 
 def build_page(app: App):
@@ -389,7 +416,7 @@ def build_page(app: App):
                 )
             with gr.Column(scale=1):
                 sample = gr.Dropdown(
-                    list(SAMPLE_NAMES), value=None, label="Sample photo", elem_id="sample"
+                    sample_choices(), value=None, label="Sample photo", elem_id="sample"
                 )
                 upload = gr.UploadButton("Upload a photo", type="filepath", elem_id="photo")
                 holes = gr.Radio(["black", "white"], value="black", label="Holes in mask files are")

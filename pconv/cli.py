@@ -2,7 +2,8 @@
 
 ``pconv fit|validate|test|predict`` (and the ``lightning`` script) run our LightningCLI;
 the other sub-commands are tools, each in the module that owns its concept. This module
-imports neither torch nor Lightning, so ``pconv --help`` answers at once.
+imports neither torch nor Lightning, so ``pconv --help`` and ``pconv --version`` answer at
+once.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ COMMANDS = {
     "params": "per-layer shapes and parameter count of a PConvUNet",
     "app": "a browser page to try a model",
 }
-USAGE = "usage: pconv COMMAND [ARGS] (pconv COMMAND --help for its arguments)"
+USAGE = "usage: pconv COMMAND [ARGS] (pconv COMMAND --help for its arguments; pconv --version)"
 
 
 def help_text() -> str:
@@ -58,6 +59,11 @@ def lightning_main(args: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        from pconv import __version__  # the package's __init__ imports no torch either
+
+        print(f"pconv {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(help_text(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2

@@ -39,6 +39,15 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     return str(path)
 
 
+def pytest_configure(config) -> None:
+    """The tests filter the same library notices as the CLI (pconv.utils.notices), so that a
+    new warning stands out in the summary."""
+    from pconv.utils.notices import WARNINGS
+
+    for pattern, _why in WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{pattern}")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Tests marked ``cuda`` need a GPU: skip them (CI stays green) where none is visible."""
     if torch.cuda.is_available():

@@ -87,6 +87,18 @@ def test_help_lists_every_command_without_importing_torch():
     assert main([]) == 2
 
 
+def test_version_answers_without_importing_torch():
+    import importlib.metadata
+
+    code = (
+        "import sys; from pconv.cli import main; code = main(['--version']); "
+        "assert code == 0 and 'torch' not in sys.modules and 'lightning' not in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"pconv {importlib.metadata.version('pconv')}\n"
+
+
 HEAVY = ("torch", "torchvision", "lightning", "litdata", "cv2", "matplotlib")
 #: One interpreter runs every tool's --help and an unknown flag through ``pconv``'s dispatch,
 #: then prints the exit codes and the heavy modules that got imported.

@@ -28,6 +28,8 @@ from pconv.app import (
     open_mask,
     open_photo,
     open_sample,
+    sample_choices,
+    scores_markdown,
 )
 from pconv.data.samples import sample_image
 from pconv.weights import load_network
@@ -107,8 +109,12 @@ def test_painted_mask_gives_pconv_and_baselines_with_valid_pixels_kept(
         if name != "pconv output":
             # Composites: every valid pixel bit-identical to the photo.
             np.testing.assert_array_equal(panel[valid], image[valid])
-    # Input panel: holes white, the rest the photo.
-    np.testing.assert_array_equal(comparison.panels["input with holes"][~valid], 255)
+    # Input panel: holes a magenta/black checkerboard of 4-px squares, the rest the photo.
+    panel = comparison.panels["input with holes"]
+    for row, col in zip(*np.nonzero(~valid), strict=True):
+        want = (255, 0, 255) if (row // 4 + col // 4) % 2 == 0 else (0, 0, 0)
+        assert tuple(panel[row, col]) == want
+    np.testing.assert_array_equal(panel[valid], image[valid])
 
     # The network's output, computed here straight from the checkpoint's U-Net (64 is a
     # multiple of 2**levels, so no padding is involved).
@@ -163,6 +169,21 @@ def test_run_handler_writes_the_composite_png_and_merges_uploaded_and_painted_ho
     np.testing.assert_array_equal(composite[both == 1], astronaut.image[both == 1])
     assert not np.array_equal(composite[both == 0], astronaut.image[both == 0])
     assert "| pconv |" in scores and "| Telea |" in scores
+
+
+def test_samples_list_held_out_photos_first_and_scores_say_which_kind(inpainter):
+    choices = sample_choices()
+    assert [name for _, name in choices[:2]] == ["chelsea", "coffee"]  # the held-out photos
+    labels = dict((name, label) for label, name in choices)
+    assert labels["coffee"] == "coffee (held out)"
+    assert labels["astronaut"] == "astronaut (training photo)"
+    mask = _square_holes()
+    for name, says in (("coffee", "never trained on it"), ("astronaut", "flatter")):
+        photo, _ = open_sample(name, 64)
+        text = scores_markdown(
+            compare(inpainter, photo, mask[: photo.image.shape[0], : photo.image.shape[1]]), name
+        )
+        assert says in text.splitlines()[-1] and name in text.splitlines()[-1]
 
 
 def test_no_model_runs_the_baselines_and_says_how_to_get_one(astronaut):

@@ -35,7 +35,8 @@ from pconv.data.transforms import (
     train_transform,
 )
 
-_FLAT_SOURCES = ("folder", "filelist")
+#: Sources with no splits of their own: validation reads data.val_root.
+FLAT_SOURCES = ("folder", "filelist")
 #: Evaluation sets per source: validation (slot 0) and test (slot 1).
 _EVAL_SLOTS = 2
 
@@ -164,13 +165,13 @@ class InpaintingDataModule(L.LightningDataModule):
 
     def _test_shares_val_source(self) -> bool:
         hp = self.hparams
-        return hp.source in _FLAT_SOURCES or (hp.test_split or hp.val_split) == hp.val_split
+        return hp.source in FLAT_SOURCES or (hp.test_split or hp.val_split) == hp.val_split
 
     def _eval_set(self, split: str, slot: int) -> EvalDataset:
         """Evaluation set ``slot`` of ``_EVAL_SLOTS`` of ``split``: validation is slot 0;
         test is slot 1 when it shares validation's source, so the two take disjoint images."""
         hp = self.hparams
-        root = (hp.val_root or hp.root) if hp.source in _FLAT_SOURCES else hp.root
+        root = (hp.val_root or hp.root) if hp.source in FLAT_SOURCES else hp.root
         size = hp.image_size
         dataset = EvalDataset(
             open_image_source(hp.source, root, split),

@@ -161,17 +161,27 @@ class TrainDataset(Dataset):
 EvalMaskFn = Callable[[int], tuple[np.ndarray, int, bool]]
 
 
-def spread_index(index: int, length: int, count: int, slot: int = 0, slots: int = 1) -> int:
+def spread_index(
+    index: int, length: int, count: int, slot: int = 0, slots: int = 1, rows: int = 1
+) -> int:
     """Image position of evaluation item ``index`` of ``length`` in a source of ``count``.
 
     The ``slots`` evaluation sets of one source (e.g. validation = slot 0, test = slot 1 of
     2) interleave: together they take ``length * slots`` positions at an even stride over
     the whole source, so a sorted ImageFolder contributes every class, and the sets share no
-    image when ``length * slots <= count``. Smaller sources are cycled.
+    image when ``length * slots <= count``.
+
+    Smaller sources are cycled, within each row: when the items' rows cycle with the index
+    (row ``index % rows``, e.g. the 12 bucket × border cells of the paper track), the items
+    of one row take consecutive images, so every image appears in every row that holds at
+    least ``count`` items (with ``rows`` even and 2 images, plain cycling would give each
+    row a single image, and the rows would compare the images instead of the holes).
     """
-    position = index * slots + slot
     total = length * slots
-    return position * count // total if total <= count else position % count
+    if total <= count:
+        return (index * slots + slot) * count // total
+    row, within = index % rows, index // rows
+    return ((row * -(-length // rows) + within) * slots + slot) % count
 
 
 class EvalDataset(Dataset):

@@ -31,6 +31,22 @@ SHAPE_KINDS = ("box", "ellipse", "circle")
 NUM_BORDER_SPLITS = 2
 
 
+#: The two colours of the checkerboard that shows holes in pictures (RGB uint8): magenta, the
+#: app's brush colour, and black. A pattern, not one colour: a white hole vanished on white
+#: backgrounds, and no photo region is a fine magenta-and-black checkerboard.
+HOLE_PATTERN_COLOURS = ((255, 0, 255), (0, 0, 0))
+#: Squares of the pattern: at least this many pixels, and about 1/64 of the shorter side.
+HOLE_PATTERN_MIN_SQUARE = 4
+
+
+def hole_pattern(height: int, width: int) -> np.ndarray:
+    """The H×W×3 uint8 checkerboard that pictures show in place of hole pixels."""
+    square = max(HOLE_PATTERN_MIN_SQUARE, min(height, width) // 64)
+    rows, cols = np.indices((height, width)) // square
+    colours = np.array(HOLE_PATTERN_COLOURS, dtype=np.uint8)
+    return colours[(rows + cols) % 2]
+
+
 def hole_ratio(mask: np.ndarray) -> float:
     """Fraction of hole pixels of a uint8 {0,1} mask, in [0, 1]."""
     return 1.0 - cv2.countNonZero(mask) / mask.size
@@ -63,7 +79,14 @@ class StrokeMaskGenerator:
         min_length, max_length: length of each segment.
         min_width, max_width: brush width of a stroke.
         max_turn: largest change of direction between two segments, radians.
-        shape_probability: probability that a mask also gets filled shapes.
+        shape_probability: probability that a mask also gets filled shapes (with
+            ``shapes_alone``: gets shapes instead of strokes).
+        shapes_alone: a mask holds strokes or shapes, never both, as LaMa's mixed generator
+            picks one kind per mask.
+        clip_strokes: each segment ends inside the image (LaMa clips every end point), so a
+            stroke turns at the edge instead of leaving the picture.
+        max_hole_ratio: masks with a larger hole ratio are drawn again (LaMa's
+            ``max_tamper_area``); None keeps every mask.
         min_shapes, max_shapes: number of shapes when it does.
         min_shape_size, max_shape_size: side of a box, diameter of a circle or ellipse axis.
         shape_kinds: which of :data:`SHAPE_KINDS` to draw from.
@@ -93,6 +116,9 @@ class StrokeMaskGenerator:
         shape_kinds: Sequence[str] = SHAPE_KINDS,
         reference_size: int = 256,
         hole_range: tuple[float, float] | None = None,
+        shapes_alone: bool = False,
+        clip_strokes: bool = False,
+        max_hole_ratio: float | None = None,
     ) -> None:
         unknown = set(shape_kinds) - set(SHAPE_KINDS)
         if unknown:
@@ -115,6 +141,10 @@ class StrokeMaskGenerator:
         self.shape_kinds = tuple(shape_kinds)
         self.reference_size = reference_size
         self.hole_range = None if hole_range is None else tuple(hole_range)
+        self.shapes_alone, self.clip_strokes = shapes_alone, clip_strokes
+        if max_hole_ratio is not None and not 0 < max_hole_ratio <= 1:
+            raise ValueError(f"max_hole_ratio must be in (0, 1], got {max_hole_ratio}")
+        self.max_hole_ratio = max_hole_ratio
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
@@ -124,7 +154,22 @@ class StrokeMaskGenerator:
         """A fresh H×W uint8 mask (1 valid, 0 hole)."""
         if self.hole_range is not None:
             return steered_mask(self, rng, height, width, *self.hole_range)
+        while True:
+            mask = self._draw(rng, height, width)
+            if self.max_hole_ratio is None or hole_ratio(mask) <= self.max_hole_ratio:
+                return mask
+
+    def _draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         mask = np.full((height, width), VALID, np.uint8)
+        if self.shapes_alone:
+            # LaMa's choice of one kind: strokes with weight 1, shapes with shape_probability.
+            if rng.random() < self.shape_probability / (1 + self.shape_probability):
+                self.draw_shapes(mask, rng, int(rng.integers(self.min_shapes, self.max_shapes + 1)))
+            else:
+                self.draw_strokes(
+                    mask, rng, int(rng.integers(self.min_strokes, self.max_strokes + 1))
+                )
+            return mask
         n_strokes = int(rng.integers(self.min_strokes, self.max_strokes + 1))
         self.draw_strokes(mask, rng, n_strokes)
         if self.shape_probability > 0 and rng.random() < self.shape_probability:
@@ -170,7 +215,13 @@ class StrokeMaskGenerator:
         lengths = self.min_length + u[:, 4 + segments :] * (self.max_length - self.min_length)
         lengths *= scale * (np.arange(segments) < (n_vertices - 1)[:, None])
         steps = np.stack([np.cos(angles) * lengths, np.sin(angles) * lengths], axis=2)
-        points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
+        if self.clip_strokes:
+            points = np.empty((count, segments + 1, 2))
+            points[:, 0] = starts
+            for k in range(segments):  # each end clipped before the next segment starts
+                points[:, k + 1] = np.clip(points[:, k] + steps[:, k], 0, (width - 1, height - 1))
+        else:
+            points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
         points = np.rint(points).astype(np.int32)
         # Python ints: indexing with numpy scalars costs more than drawing a short stroke.
         for stroke, n, w in zip(points, n_vertices.tolist(), brush.tolist(), strict=True):
@@ -226,16 +277,23 @@ MASK_PRESETS: dict[str, dict] = {
         max_turn=math.pi / 2,
         hole_range=(0.01, 0.6),
     ),
+    # LaMa's configs/data_gen/random_{thin,medium,thick}_256.yaml: strokes of 1-5 segments,
+    # LaMa's lengths 10 + randint(max_len) and widths 5 + randint(max_width); boxes (LaMa's
+    # box_proba 0.3 against irregular_proba 1) instead of strokes in about 23% of masks;
+    # masks over half hole drawn again (max_tamper_area 0.5). LaMa turns by whole radians
+    # from fixed directions; here a stroke turns by up to half a circle at each vertex.
     "thin": dict(
         min_strokes=4,
         max_strokes=50,
         min_vertices=2,
         max_vertices=6,
         min_length=10.0,
-        max_length=50.0,
+        max_length=49.0,
         min_width=5.0,
-        max_width=15.0,
+        max_width=14.0,
         max_turn=math.pi,
+        clip_strokes=True,
+        max_hole_ratio=0.5,
     ),
     "medium": dict(
         min_strokes=4,
@@ -243,16 +301,19 @@ MASK_PRESETS: dict[str, dict] = {
         min_vertices=2,
         max_vertices=6,
         min_length=10.0,
-        max_length=110.0,
+        max_length=109.0,
         min_width=5.0,
-        max_width=55.0,
+        max_width=54.0,
         max_turn=math.pi,
         shape_probability=0.3,
+        shapes_alone=True,
         min_shapes=1,
         max_shapes=5,
         min_shape_size=10.0,
-        max_shape_size=50.0,
+        max_shape_size=49.0,
         shape_kinds=("box",),
+        clip_strokes=True,
+        max_hole_ratio=0.5,
     ),
     "thick": dict(
         min_strokes=1,
@@ -260,16 +321,19 @@ MASK_PRESETS: dict[str, dict] = {
         min_vertices=2,
         max_vertices=6,
         min_length=10.0,
-        max_length=210.0,
+        max_length=209.0,
         min_width=5.0,
-        max_width=105.0,
+        max_width=104.0,
         max_turn=math.pi,
         shape_probability=0.3,
+        shapes_alone=True,
         min_shapes=1,
         max_shapes=3,
         min_shape_size=30.0,
-        max_shape_size=150.0,
+        max_shape_size=149.0,
         shape_kinds=("box",),
+        clip_strokes=True,
+        max_hole_ratio=0.5,
     ),
 }
 

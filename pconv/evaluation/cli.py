@@ -61,6 +61,7 @@ from pconv.evaluation.tracks import (
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
+from pconv.utils.threads import choose_threads
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
 from pconv.weights.named import reference_note
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    threads = choose_threads(args.workers)
+    if threads is not None:
+        torch.set_num_threads(threads)
     # Every input and output is checked here, before any work or any file is written.
     try:
         _check_numbers(args)
@@ -243,5 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         wandb_note = log_to_wandb(report, files, args.wandb_project, args.output)
     for note in [*report.notes, wandb_note] if wandb_note else report.notes:
         console.print(f"note: {note}")
-    console.print(f"wrote {', '.join(str(p) for p in files.values())}")
+    for path in files.values():  # one per line: a list of paths would wrap mid-path
+        console.print(f"wrote {path}", soft_wrap=True)
     return 0

@@ -21,6 +21,7 @@ from pconv.data.images import (
     ImageSource,
     SkippingReader,
 )
+from pconv.data.masks import hole_pattern
 from pconv.data.transforms import eval_transform
 from pconv.evaluation import optional_metrics
 from pconv.evaluation.baselines import Method
@@ -35,14 +36,14 @@ from pconv.utils import tool_args
 
 #: Side of each picture in examples.png, pixels.
 EXAMPLE_SIDE = 128
-#: Hole pixels are shown in this colour in the "input" column of examples.png.
-HOLE_COLOUR = (255, 255, 255)
 _UINT8_MAX = 255.0
 
 
 class EvalItems(Dataset):
     """Item ``index``: an image spread evenly over the source
-    (:func:`pconv.data.datasets.spread_index`), resized and centre-cropped to ``size``, with
+    (:func:`pconv.data.datasets.spread_index`; a source smaller than the items is cycled
+    within each row, so that every photo is in every row, mirrored at every other
+    repetition), resized and centre-cropped to ``size``, with
     the track's fixed mask ``index``; a sample dict (:func:`pconv.data.datasets.make_sample`)
     plus ``row`` and ``index``."""
 
@@ -58,8 +59,13 @@ class EvalItems(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        position = spread_index(index, self.length, len(self.reader))
-        image = self.transform(image=self.reader(position))["image"]
+        # Generated masks cycle through the rows with the index; a file's row is its own.
+        rows = len(self.track.rows) if self.track.file_masks is None else 1
+        count = len(self.reader)
+        image = self.reader(spread_index(index, self.length, count, rows=rows))
+        if self.length > count and (index // rows // count) % 2:
+            image = image[:, ::-1]  # a photo repeated in its row is mirrored every other time
+        image = self.transform(image=np.ascontiguousarray(image))["image"]
         mask, row = self.track.mask(self.seed, index, self.size)
         return {
             **make_sample(image, mask),
@@ -151,9 +157,10 @@ def evaluate(
             # Batch positions of the first item of each row not yet pictured.
             first = {r: i for i, r in reversed(list(enumerate(rows.tolist())))}
             new_rows = [i for r, i in first.items() if r not in examples]
-            hole_colour = torch.tensor(HOLE_COLOUR).view(3, 1, 1) / _UINT8_MAX
+            # The "input" column shows holes as pconv.data.masks.hole_pattern's checks.
+            pattern = torch.from_numpy(hole_pattern(*image.shape[-2:])).permute(2, 0, 1)
             for i in new_rows:
-                masked = torch.where(mask[i] > 0, image[i], hole_colour)
+                masked = torch.where(mask[i] > 0, image[i], pattern / _UINT8_MAX)
                 examples[int(rows[i])] = [_thumbnail(masked)]
             for name, method in methods.items():
                 with torch.no_grad():

@@ -50,7 +50,8 @@ def lpips_weights_note() -> str | None:
         return None
     return (
         f"LPIPS skipped: torchvision's AlexNet weights ({file_name}) are not in "
-        f"{torch.hub.get_dir()}/checkpoints; run once with internet access to fetch them"
+        f"{torch.hub.get_dir()}/checkpoints; fetch them with `pconv weights lpips` where "
+        "there is internet"
     )
 
 
@@ -61,7 +62,8 @@ def fid_weights_note() -> str | None:
     if not _cached(FID_WEIGHTS_FILE):
         return (
             f"FID skipped: the Inception weights ({FID_WEIGHTS_FILE}) are not in "
-            f"{torch.hub.get_dir()}/checkpoints; run once with internet access to fetch them"
+            f"{torch.hub.get_dir()}/checkpoints; fetch them with `pconv weights fid` where "
+            "there is internet"
         )
     return None
 

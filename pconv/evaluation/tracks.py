@@ -32,8 +32,9 @@ from pconv.utils.choices import TRACK_NAMES
 LAMA_PRESETS = ("thin", "medium", "thick")
 #: Tags the LaMa track's random streams so they never coincide with another use of a seed.
 _LAMA_STREAM = 7
-#: The paper's Table 1, PConv, for the cells verified against the paper (PAPER.md): ℓ1 (%),
-#: PSNR (dB) and SSIM per hole-ratio bucket, on Places2 at 512 with NVIDIA's test masks.
+#: The paper's own PConv figures (Liu et al., ECCV 2018, Table 1, the quantitative
+#: comparison; the cells checked against the paper): ℓ1 (%), PSNR (dB) and SSIM per
+#: hole-ratio bucket, on Places2 at 512 with the irregular test masks of its Section 4.1.
 PAPER_TABLE1 = {
     "0.1-0.2": {"l1": 1.09, "psnr": 28.32, "ssim": 0.870},
     "0.2-0.3": {"l1": 1.88, "psnr": 25.25, "ssim": 0.779},

@@ -90,7 +90,11 @@ class InpaintingLoss(nn.Module):
             "tv": tv_weight,
         }
         self.vgg_weights = vgg_weights  # kept so a checkpoint can record how to rebuild it
-        self.vgg = VGG16Features(vgg_weights)
+        # Without perceptual and style weights the VGG terms stay zero: no VGG is built (its
+        # weights would be loaded, and counted in the model summary, for nothing), and its
+        # passes, most of a small model's step, are skipped.
+        uses_vgg = perceptual_weight != 0 or style_weight != 0
+        self.vgg = VGG16Features(vgg_weights) if uses_vgg else None
 
     def forward(
         self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
@@ -107,9 +111,7 @@ class InpaintingLoss(nn.Module):
         perceptual = output.new_zeros(())
         style_out = output.new_zeros(())
         style_comp = output.new_zeros(())
-        # Without perceptual and style weights the VGG terms are left at zero: VGG's passes
-        # would cost most of a small model's step for nothing.
-        uses_vgg = self.weights["perceptual"] != 0 or self.weights["style_out"] != 0
+        uses_vgg = self.vgg is not None
         # One batched pass for the two images that need gradients; the target's features
         # take none, so computing them apart saves a third of VGG's backward and its memory.
         n = output.shape[0]

@@ -11,6 +11,9 @@ Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in
 ``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
 ``prediction_writer`` (``predict`` PNGs).
 
+Threads: torch uses the free cores less the loader workers (:mod:`pconv.utils.threads`);
+``OMP_NUM_THREADS`` overrides.
+
 W&B: without ``WANDB_MODE`` set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc
 entry) or no route to the server goes offline without prompting, and says at the end where
 its files are and how to ``wandb sync`` them.
@@ -18,6 +21,7 @@ its files are and how to ``wandb sync`` them.
 
 from __future__ import annotations
 
+import importlib
 import netrc
 import os
 import re
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -49,6 +54,7 @@ from pconv.training.callbacks import (
 from pconv.training.callbacks.console import ModelSummary, ProgressBar
 from pconv.training.module import InpaintingModule, NonFiniteLossError
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
+from pconv.utils.threads import choose_threads
 from pconv.weights.checkpoints import newest_checkpoint
 from pconv.weights.errors import CheckpointError
 
@@ -171,6 +177,23 @@ def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
+def _resolve_class(path: str) -> Any:
+    """The object a dotted class path names, or the path itself when it names none."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return path
+
+
+def _same_value(key: str, before: Any, after: Any) -> bool:
+    """Equal config values; class paths are equal when they name the same class
+    (``pconv.nn.PConvUNet`` is ``pconv.nn.unet.PConvUNet``)."""
+    if key.endswith("class_path") and isinstance(before, str) and isinstance(after, str):
+        return _resolve_class(before) is _resolve_class(after)
+    return before == after
+
+
 class PConvCLI(LightningCLI):
     """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
     every config check before anything is created (:mod:`pconv.training.preflight`)."""
@@ -197,7 +220,7 @@ class PConvCLI(LightningCLI):
         differ = [
             f"{key}={before[key]!r} -> {after[key]!r}"
             for key in sorted(before.keys() & after.keys())
-            if before[key] != after[key]
+            if not _same_value(key, before[key], after[key])
         ]
         if differ:
             print(
@@ -238,6 +261,9 @@ class PConvCLI(LightningCLI):
             return
         # Every check before the logger, a checkpoint or a worker exists.
         config = self.config[self.subcommand]
+        threads = choose_threads(config.data.num_workers)
+        if threads is not None:
+            torch.set_num_threads(threads)
         preflight.check_config(config, self.subcommand)
         # After parsing, so --help and --print_config say nothing about W&B.
         if "WandbLogger" in str(config.trainer.logger):

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pconv.data.datamodule import FLAT_SOURCES
 from pconv.data.images import (
     DataSourceError,
     UnreadableImageError,
@@ -98,6 +99,7 @@ def check_data(data: Any, stage: str) -> None:
                 f"data.batch_size={batch_size} is more than the {len(images)} images of "
                 f"{what}; lower data.batch_size or prepare more images"
             )
+    check_val_root(data, stage)
     low, high = _get(data, "train_crop_scale", (0, 1))
     if low > high:
         raise PreflightError(
@@ -105,6 +107,30 @@ def check_data(data: Any, stage: str) -> None:
             "area fraction first, e.g. [0.25, 1.0]"
         )
     check_masks(data)
+
+
+def check_val_root(data: Any, stage: str) -> None:
+    """A flat source (``folder``, ``filelist``) has no splits: training on one needs
+    ``data.val_root``, or validation would score the very images it trains on. Refused (not
+    split off silently) so that the held-out set is the user's choice; ``pconv prepare``
+    splits a folder into seeded, disjoint train and val shards."""
+    source, val_root = _get(data, "source"), _get(data, "val_root")
+    if source not in FLAT_SOURCES:
+        return
+    if val_root is not None:
+        if source == "folder":
+            _check_path("data.val_root", val_root, True, "a folder of images")
+        else:
+            _check_path("data.val_root", val_root, False, "a text file of image paths")
+        return
+    if stage == "fit":
+        root = _get(data, "root")
+        raise PreflightError(
+            f"data.source={source} has no data.val_root, so validation would score the "
+            "training images; pass --data.val_root=<held-out images>, or split the images "
+            f"once with `pconv prepare {source} {root} -o SHARDS` (seeded, disjoint train and "
+            "val) and train with --data.source=shards --data.root=SHARDS"
+        )
 
 
 def check_masks(data: Any) -> None:

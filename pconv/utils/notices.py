@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 
 #: (message regex, why it is noise) of Python warnings raised inside the libraries.
@@ -28,14 +29,27 @@ WARNINGS = (
     # loader state Lightning looks for.
     (r".*your dataloader is not resumable", "EpochSampler resumes by the step count"),
 )
-#: Start of INFO lines Lightning logs: a product tip, and a note that pconv's own model
-#: summary (without FLOPs) replaces Lightning's default one.
-LOG_LINES = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+#: Start of INFO lines Lightning logs: a product tip, a note that pconv's own model summary
+#: (without FLOPs) replaces Lightning's default one, the seed (it is in the saved config),
+#: which accelerators exist (Lightning warns by itself when a GPU goes unused) and that
+#: max_steps ended the run (the progress bar shows it).
+LOG_LINES = (
+    "💡 Tip:",
+    "Trainer already configured with model summary callbacks",
+    "Seed set to",
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "`Trainer.fit` stopped: `max_steps=",
+)
+#: The loggers those lines come from.
+LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
 
 
 class _DropLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(LOG_LINES)
+        # Lightning prefixes "[rank: N] " to some lines in multi-process runs.
+        return not re.sub(r"^\[rank: \d+\] ", "", str(record.msg)).startswith(LOG_LINES)
 
 
 def quiet_library_notices() -> None:
@@ -43,7 +57,8 @@ def quiet_library_notices() -> None:
     and its ``wandb sync`` command itself; ``WANDB_SILENT=false`` brings W&B's lines back)."""
     for pattern, _why in WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLines())
+    for name in LOGGERS:
+        logging.getLogger(name).addFilter(_DropLines())
     os.environ.setdefault("WANDB_SILENT", "true")
 
 

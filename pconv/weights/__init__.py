@@ -27,7 +27,7 @@ A **weights spec** names a trained network in any of these forms (:func:`load_ne
   (:mod:`~pconv.weights.named`);
 - ``hf://user/name[@revision]``: a repo pushed by ``pconv push``, through the hub's cache;
 - ``https://host/file.ckpt[#sha256=HEX]``: downloaded once into the torch cache
-  (``$TORCH_HOME/checkpoints``, keyed by a hash of the whole URL) with a progress bar; the
+  (``$TORCH_HOME/hub/checkpoints``, keyed by a hash of the whole URL) with a progress bar; the
   hash, when given, is checked, and a file that fails the architecture checks is not kept.
 
 Heavy libraries (torch, safetensors, huggingface_hub) are imported on first use, so the

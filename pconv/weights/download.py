@@ -33,7 +33,8 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def torch_cache_dir() -> Path:
-    """Where downloaded weights go: ``$TORCH_HOME/checkpoints`` (torch's own cache)."""
+    """Where downloaded weights go: ``$TORCH_HOME/hub/checkpoints``, torch's own cache
+    (``torch.hub.get_dir()`` is ``$TORCH_HOME/hub``)."""
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints"

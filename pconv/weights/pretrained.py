@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Fetch the pretrained weights pconv uses into the torch cache "
-        "($TORCH_HOME/checkpoints), checking their hashes; run it where there is internet "
+        "($TORCH_HOME/hub/checkpoints), checking their hashes; run it where there is internet "
         "(e.g. a cluster's login node, with TORCH_HOME on shared storage).",
     )
     parser.add_argument(

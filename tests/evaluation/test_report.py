@@ -240,3 +240,34 @@ def test_unknown_sample_split_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown split 'holdout' of the sample photos" in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_tables_fit_80_columns_with_every_column_and_the_outside_row(run):
+    """The widest paper-track report: four methods, the paper's column, mask files outside
+    every bucket and NVIDIA-sized counts. Each line of each table fits a terminal of 80."""
+    _, _, data = run
+    data = json.loads(json.dumps(data))
+    for row in data["rows"]:
+        row["count"] *= 1000
+    for method in METHODS:
+        data["rows"].insert(
+            -1,
+            {
+                "method": method,
+                "row": "outside_buckets",
+                "group": "outside buckets",
+                "split": "",
+                "count": 12000,
+                "l1": 12.34,
+                "psnr": 12.34,
+                "ssim": 0.123,
+                "hole_ratio": 0.7,
+            },
+        )
+    report = Report(**data)
+    console = Console(record=True, width=200)
+    for table in [*report.tables(), report.compact_table()]:
+        console.print(table)
+    lines = console.export_text().splitlines()
+    assert "outside buckets" in "\n".join(lines)
+    assert max(len(line.rstrip()) for line in lines) <= 80, max(lines, key=len)

@@ -214,9 +214,13 @@ def test_offline_imagenet_weights_fail_fast_with_instructions(tmp_path, monkeypa
     assert "vgg_weights" in message
 
 
-def test_without_perceptual_and_style_weights_vgg_is_not_run(monkeypatch):
-    pixel_only = InpaintingLoss(perceptual_weight=0, style_weight=0, vgg_weights=None).double()
-    monkeypatch.setattr(type(pixel_only.vgg), "forward", lambda *_: pytest.fail("VGG ran"))
+def test_without_perceptual_and_style_weights_vgg_is_not_built(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *_: pytest.fail("download"))
+    # imagenet weights, not cached: neither downloaded nor loaded, since no term uses them.
+    pixel_only = InpaintingLoss(perceptual_weight=0, style_weight=0, vgg_weights="imagenet")
+    assert pixel_only.vgg is None and not list(pixel_only.parameters())
+    pixel_only = pixel_only.double()
     output, target, mask = make_batch(6)
     terms = pixel_only(output, target, mask)
     o, t, m = output.numpy(), target.numpy(), mask.numpy()

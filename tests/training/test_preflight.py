@@ -198,3 +198,25 @@ def test_key_conflict_message(workspace, capsys, tiny_checkpoint):
     assert len(lines) == 1
     assert "model.loss.init_args.hole_weight=99.0 -> 6.0" in lines[0]
     assert "checkpoint's model values" in lines[0]
+
+
+def test_folder_source_without_val_root_is_refused_for_training(workspace, capsys):
+    """Validation on the training images would be silent and wrong: refused, naming the key
+    and both ways out; a val_root that does not exist is named too."""
+    import cv2
+    import numpy as np
+
+    images = workspace / "photos"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+    line = fails_with_one_line(workspace, capsys, "--data.source=folder", f"--data.root={images}")
+    assert "data.val_root" in line and f"pconv prepare folder {images}" in line
+    line = fails_with_one_line(
+        workspace,
+        capsys,
+        "--data.source=folder",
+        f"--data.root={images}",
+        f"--data.val_root={workspace / 'no-such-val'}",
+    )
+    assert "data.val_root" in line and "no-such-val" in line

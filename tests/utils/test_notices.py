@@ -27,13 +27,17 @@ NOTICES = (
     "\x1b[",  # raw colour codes (W&B's own sync lines)
 )
 
+#: How every line of a normal run starts: the summary table's box drawing, its parameter
+#: counts, the progress bar and pconv's own lines.
+OURS = ("┏", "┃", "┡", "│", "└", "Trainable params", "Epoch ", "Validation", "pconv:")
+
 
 def test_demo_config_prints_none_of_the_notices(tmp_path):
     out = tmp_path / "demo"
     args = [
         *("fit", "--config", str(ROOT / "configs" / "demo.yaml")),
-        *("--trainer.max_steps=1", "--trainer.val_check_interval=1", "--data.image_size=64"),
-        *("--trainer.log_every_n_steps=1", "--data.train_samples_per_epoch=2"),
+        *("--trainer.max_steps=2", "--trainer.val_check_interval=2", "--data.image_size=64"),
+        *("--trainer.log_every_n_steps=1", "--data.train_samples_per_epoch=8"),
         *(f"--trainer.default_root_dir={out}", f"--trainer.logger.init_args.save_dir={out}"),
         f"--prediction_writer.output_dir={out / 'predictions'}",
     ]
@@ -47,6 +51,10 @@ def test_demo_config_prints_none_of_the_notices(tmp_path):
     assert result.returncode == 0, output
     for notice in NOTICES:
         assert notice not in output, f"{notice!r} in:\n{output}"
+    # Any other line (a new library warning or notice) fails too: a normal run prints only
+    # its summary table, parameter counts, progress and pconv's own lines.
+    strange = [line for line in output.splitlines() if line.strip() and not line.startswith(OURS)]
+    assert not strange, "\n".join(strange)
     assert "Trainable params" in output and "Epoch 0" in output  # summary and progress bar
     assert output.count("wandb sync") == 1 and f"W&B run saved offline in {out}" in output
 

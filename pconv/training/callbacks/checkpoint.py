@@ -5,9 +5,17 @@ Lightning (2.1 and later) refreshes ``last.ckpt`` only when a top-k checkpoint i
 same step, so after a validation that did not improve the monitored metric ``last.ckpt`` still
 holds an older step, and resuming from it would throw away every step since. Here every
 validation that ends a save-able step refreshes ``last.ckpt`` too.
+
+Lightning also warns "Checkpoint directory ... exists and is not empty" at every start in a
+used folder, resumes included. Here a resumed run says nothing (the folder is its own), and a
+fresh run in a folder that holds checkpoints gets one line saying what to do.
 """
 
 from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -16,6 +24,24 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` (same arguments) that also writes ``last.ckpt`` (when
     ``save_last``) at the end of every validation during training, not only when the
     monitored metric improved."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+            super().setup(trainer, pl_module, stage)
+        folder = Path(self.dirpath or "")
+        self._used_folder = stage == "fit" and folder.is_dir() and any(folder.glob("*.ckpt"))
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        # Known only now: whether this run resumes (Lightning restores after setup).
+        if self._used_folder and trainer.is_global_zero and not trainer.ckpt_path:
+            print(
+                f"pconv: {self.dirpath} already holds checkpoints; this new run writes its "
+                "own there (a file of the same name is replaced); to continue that run "
+                "instead, pass --ckpt_path last, or give this one another --checkpoint.dirpath",
+                file=sys.stderr,
+            )
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)

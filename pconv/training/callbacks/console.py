@@ -1,5 +1,6 @@
 """What a run shows on the console: the model summary without the FLOPs column (Lightning
-counts FLOPs only with an ``example_input_array``, so it read 0) and a progress bar that
+counts FLOPs only with an ``example_input_array``, so it read 0), counting the trainable
+parameters apart from frozen ones, and a progress bar that
 says ``Epoch 3`` instead of ``Epoch 3/-2`` in step-based runs (``max_epochs=-1``)."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from typing import Any
 
 from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
-from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size
 
 _FLOPS = "FLOPs"
 
@@ -38,17 +38,15 @@ class ModelSummary(RichModelSummary):
             table.add_row(*row)
         console = get_console()
         console.print(table)
+        # What trains is the figure that matters; frozen weights (the loss's VGG-16, never
+        # saved in checkpoints) are named apart instead of swelling a "total".
         frozen = total_parameters - trainable_parameters
+        lines = [("Trainable params", get_human_readable_count(int(trainable_parameters)))]
+        if frozen:
+            lines.append(("Frozen params (not trained)", get_human_readable_count(int(frozen))))
         grid = Table.grid(expand=True)
         grid.add_column()
-        for label, value in (
-            ("Trainable params", get_human_readable_count(int(trainable_parameters))),
-            ("Non-trainable params", get_human_readable_count(int(frozen))),
-            ("Total params", get_human_readable_count(int(total_parameters))),
-            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
-            ("Modules in train mode", total_training_modes["train"]),
-            ("Modules in eval mode", total_training_modes["eval"]),
-        ):
+        for label, value in lines:
             grid.add_row(f"[bold]{label}[/]: {value}")
         console.print(grid)
 

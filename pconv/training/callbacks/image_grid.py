@@ -11,12 +11,11 @@ from jsonargparse.typing import PositiveInt
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
+from pconv.data.masks import hole_pattern
 from pconv.metrics import composite
 
 #: Panels of one grid row, left to right.
 PANELS = ("input (hole shown)", "mask", "output", "composite", "ground truth")
-#: Colour painted into the holes of the input panel (RGB in [0, 1]).
-HOLE_COLOR = (1.0, 1.0, 1.0)
 GRID_PADDING = 2
 
 
@@ -25,7 +24,8 @@ def grid_rows(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> 
 
     ``image`` N×3×H×W in [0, 1], ``mask`` N×1×H×W (1 = valid), ``output`` N×3×H×W raw.
     """
-    hole = torch.tensor(HOLE_COLOR, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    pattern = torch.from_numpy(hole_pattern(*image.shape[-2:])).permute(2, 0, 1)[None]
+    hole = pattern.to(image.device, image.dtype) / 255  # holes shown as hole_pattern's checks
     panels = (
         mask * image + (1 - mask) * hole,
         mask.expand_as(image),

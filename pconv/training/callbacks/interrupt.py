@@ -61,7 +61,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         existing = Path(self.ckpt_path)
         if existing.is_file() and checkpoint_step(existing) >= trainer.global_step:
             return
-        super().on_exception(trainer, module, error)
+        # The full state, said explicitly: Lightning logs a notice when weights_only is unset.
+        trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         rank_zero_info(
             f"Saved {self.ckpt_path} at step {trainer.global_step}; resume with "
             f"--ckpt_path {self.ckpt_path}"

@@ -36,3 +36,23 @@ def test_last_checkpoint_is_the_newest_validated_step(tmp_path):
     assert last_step(BestAndLastCheckpoint, tmp_path) == STEPS
     best = [p.name for p in tmp_path.glob("*.ckpt") if p.name != "last.ckpt"]
     assert len(best) == 1 and "step=2" in best[0]  # the best is still the first validation
+
+
+def test_resume_in_its_own_folder_is_quiet_and_a_new_run_there_gets_one_line(tmp_path, capfd):
+    import warnings
+
+    def fit(ckpt_path=None):
+        callback = BestAndLastCheckpoint(dirpath=tmp_path, save_last=True)
+        trainer = cpu_trainer(tmp_path, STEPS, callbacks=[callback], limit_val_batches=1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(BoringModel(), ckpt_path=ckpt_path)
+        return [str(w.message) for w in caught], capfd.readouterr().err
+
+    fit()
+    caught, err = fit(ckpt_path=str(tmp_path / "last.ckpt"))  # a resume: its own folder
+    assert not [m for m in caught if "is not empty" in m] and "pconv:" not in err
+    caught, err = fit()  # a new run in a used folder
+    assert not [m for m in caught if "is not empty" in m]
+    (line,) = [line for line in err.splitlines() if line.startswith("pconv:")]
+    assert str(tmp_path) in line and "--ckpt_path last" in line

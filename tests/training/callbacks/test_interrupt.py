@@ -46,9 +46,10 @@ def fit(tmp_path, callbacks, data, ckpt_path=None, steps=4):
     return trainer
 
 
-def test_ctrl_c_checkpoint_resumes(tmp_path, restore_sigint):
+def test_ctrl_c_checkpoint_resumes(tmp_path, restore_sigint, capfd):
     with pytest.raises(SystemExit):
         fit(tmp_path, [CtrlC()], loader())
+    assert "weights_only" not in capfd.readouterr().err  # Lightning's notice when unset
     saved = tmp_path / "checkpoints" / "interrupted.ckpt"
     assert torch.load(saved, weights_only=True)["global_step"] == STOP_AT
     start = StartStep()
