@@ -34,7 +34,6 @@ from :func:`pconv.evaluation.tracks.get_track`; then ``report.tables()`` (rich t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -60,16 +59,16 @@ from pconv.evaluation.tracks import (
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
+from pconv.utils.memory import NET_BYTES_PER_PIXEL, check_fits, physical_memory
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
 
 PROG = "pconv evaluate"
 NETWORK_NAME = "pconv"
 #: Rough peak memory of evaluating one image, bytes per pixel: the image, mask, each method's
-#: output, composite and score maps (float32), and, per unit of the network's width, its
-#: activations and convolution workspace. An estimate to refuse impossible sizes early.
+#: output, composite and score maps (float32); the network adds
+#: :data:`pconv.utils.memory.NET_BYTES_PER_PIXEL`. An estimate to refuse impossible sizes early.
 IMAGE_BYTES_PER_PIXEL = 4 * 100
-NET_BYTES_PER_PIXEL = 4 * 600
 
 
 def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ...]:
@@ -124,25 +123,20 @@ def check_outputs(out_dir: Path, track_name: str, overwrite: bool) -> None:
         )
 
 
-def _gib(size: float) -> str:
-    return f"{size / 2**30:,.1f} GiB"
-
-
 def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torch.device) -> None:
     """Refuse a ``--size``/``--batch-size`` whose estimated peak memory exceeds the device's
     total memory (see :data:`IMAGE_BYTES_PER_PIXEL`)."""
     per_pixel = IMAGE_BYTES_PER_PIXEL + (NET_BYTES_PER_PIXEL * net.width_mult if net else 0)
-    needed = per_pixel * size * size * batch_size
     if device.type == "cuda":
         available = torch.cuda.get_device_properties(device).total_memory
     else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > available:
-        raise ValueError(
-            f"--size {size} with --batch-size {batch_size} needs about {_gib(needed)} "
-            f"(estimated), more than the {_gib(available)} of {device.type} memory; "
-            "lower --size or --batch-size"
-        )
+        available = physical_memory()
+    check_fits(
+        per_pixel * size * size * batch_size,
+        available,
+        f"--size {size} with --batch-size {batch_size} on {device.type}",
+        "lower --size or --batch-size",
+    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

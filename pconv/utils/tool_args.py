@@ -153,6 +153,11 @@ def masks() -> argparse.ArgumentParser:
     export.add_argument(
         "--overwrite", action="store_true", help="replace an earlier export in the folder"
     )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="export even when the masks seem not to fit on the disk or in memory",
+    )
     return parser
 
 
