@@ -99,9 +99,7 @@ def previous_export(out_dir: Path, overwrite: bool) -> list[Path]:
 def file_names(track_name: str, per_row: int) -> list[str]:
     """The mask files of an export: ``<row>_<k>.png`` for ``k < per_row`` in every row (each
     row gets ``per_row`` masks)."""
-    return [
-        f"{row.key}_{k:04d}.png" for row in get_track(track_name).rows for k in range(per_row)
-    ]
+    return [f"{row.key}_{k:04d}.png" for row in get_track(track_name).rows for k in range(per_row)]
 
 
 def check_bounds(out_dir: Path, track_name: str, size: int, per_row: int) -> None:
