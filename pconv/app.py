@@ -37,8 +37,8 @@ from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, r
 from pconv.metrics import SSIM_KERNEL, per_image_scores
 from pconv.training.callbacks.image_grid import HOLE_COLOR
 from pconv.utils import tool_args
+from pconv.utils.devices import resolve_device
 from pconv.utils.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
-from pconv.weights.errors import CheckpointError
 
 # Gradio's usage analytics would call out to the network on every start (read when Gradio
 # is imported, so set before: gradio is imported lazily, being an optional extra).
@@ -448,12 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     inpainter = None
     if args.ckpt is not None:
         try:
-            inpainter = load_inpainter(args.ckpt, args.device)
-        except (CheckpointError, OSError) as error:
+            inpainter = load_inpainter(args.ckpt, resolve_device(args.device))
+        except (ValueError, OSError) as error:  # a checkpoint or --device that cannot work
             return fail(str(error))
-        except (RuntimeError, AssertionError) as error:  # torch: unknown or absent device
-            reason = str(error).splitlines()[0]
-            return fail(f"cannot run the model on --device {args.device}: {reason}")
     page = build_page(App(inpainter, args.max_side, args.ckpt or ""))
     try:
         url = serve(page, args.host, args.port)

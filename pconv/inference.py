@@ -41,6 +41,7 @@ from pconv.image_io import encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import BLACK, WHITE
+from pconv.utils.devices import resolve_device
 from pconv.utils.files import atomic_write
 from pconv.utils.progress import track
 from pconv.weights.errors import CheckpointError, WeightsUnavailableError
@@ -343,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.ckpt is None:
         return fail(NEEDS_CHECKPOINT)
     try:
+        device = resolve_device(args.device)
         pairs = _pairs(args.image, args.mask, args.output)
         _check_outputs(pairs, args.output, args.overwrite)
-        inpainter = Inpainter.from_pretrained(args.ckpt, args.device)
+        inpainter = Inpainter.from_pretrained(args.ckpt, device)
         for image, mask, out in track(pairs, "inpainting") if len(pairs) > 1 else pairs:
             for note in inpaint_file(inpainter, image, mask, out, args.mask_hole_value):
                 print(f"{PROG}: note: {note}", file=sys.stderr)

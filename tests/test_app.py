@@ -243,7 +243,7 @@ def test_main_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
 def test_main_refuses_an_unusable_device_in_one_line(tiny_checkpoint, capsys):
     assert main(["--ckpt", tiny_checkpoint, "--device", "nonsense"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("pconv app: cannot run the model on --device nonsense: ")
+    assert err.startswith("pconv app: --device nonsense is not a device name")
     assert "\n" not in err
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -43,6 +44,7 @@ from rich.console import Console
 from rich.progress import track
 
 from pconv.data.images import (
+    IMAGE_EXTENSIONS,
     DataSourceError,
     ImageSource,
     SkippingReader,
@@ -59,6 +61,9 @@ from pconv.evaluation.tracks import (
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
+from pconv.utils.devices import resolve_device
+from pconv.utils.files import check_writable
+from pconv.utils.lock import folder_lock
 from pconv.utils.memory import NET_BYTES_PER_PIXEL, check_fits, physical_memory
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
@@ -87,6 +92,11 @@ def open_images(spec: str) -> ImageSource:
     if kind == "samples":
         return open_image_source("samples", split=split or None)
     path = Path(spec)
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataSourceError(
+            f"--images {spec} is a single image; give a folder of images or a text file "
+            "listing image paths, one a line"
+        )
     if path.is_file():
         source = open_image_source("filelist", spec)
     elif path.is_dir():
@@ -159,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {message}", file=sys.stderr)
         return 2
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     # Every input and output is checked here, before any work or any file is written.
+    stack = ExitStack()
     try:
+        device = resolve_device(args.device)
         _check_numbers(args)
         baselines = _names(args.baselines, BASELINES, "baseline")
         optional = _names(args.optional_metrics, OPTIONAL_METRICS, "metric")
@@ -204,10 +215,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"warning: {file_masks.polarity_warning} (--mask-hole-value)", soft_wrap=True
                 )
         eval_track = get_track(args.track, file_masks)
-    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable.
+        # Last, so that a refused run leaves no folder behind: one evaluation at a time
+        # writes into -o, and what it holds is checked again now that no other can write.
+        stack.enter_context(folder_lock(args.output, "another `pconv evaluate`"))
+        check_outputs(args.output, args.track, args.overwrite)
+        check_writable(args.output)
+    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable,
+    # FolderBusyError included.
     except (ValueError, WeightsUnavailableError, OSError) as error:
+        stack.close()
         return fail(str(error))
+    with stack:
+        return _run(args, methods, source, eval_track, optional, device, console)
 
+
+def _run(args, methods, source, eval_track, optional, device, console) -> int:
+    """Evaluate and write the report into ``args.output`` (checked and held by the caller)."""
     report, examples = evaluate(
         methods,
         source,

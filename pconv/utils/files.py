@@ -44,6 +44,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise type(error)(error.errno, f"cannot write {path}: {error.strerror}") from None
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """OSError naming ``folder`` unless a file can be created in it (tried, then removed):
+    a read-only folder is refused before the work, not after."""
+    try:
+        with atomic_path(Path(folder, ".pconv-write-test")):
+            pass
+    except OSError as error:
+        raise type(error)(error.errno, f"cannot write into {folder}: {error.strerror}") from None
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as temporary:
