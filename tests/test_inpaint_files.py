@@ -60,6 +60,8 @@ def user(tmp_path, photo, mask, tiny_checkpoint):
         ("photos", "masks", "photos", "is the image folder"),
         ("photos", "masks", "masks/./", "is the mask folder"),
         ("photos", "masks", "link_dir", "is the image folder"),
+        ("photos", "masks", "photos/sub", "lies inside the image folder"),
+        ("photos", "masks", "masks/filled", "lies inside the mask folder"),
         ("photos/pic.png", "masks/pic.png", "out/pic.png", "pass --overwrite"),
         ("photos", "masks", "out", "out/pic.png already exists; pass --overwrite"),
         ("photos", "masks", "out/pic.png", "is a file, but the inputs are folders"),
@@ -119,6 +121,28 @@ def test_messages_name_the_file_and_give_right_advice(user, file, message, absen
     argv = [*ckpt, image, mask, "-o", root / "new.png", "--mask-hole-value", "255"]
     err = assert_refused(main, argv, message.format(root=root), capsys, root)
     assert absent not in err
+
+
+def test_folder_mode_reads_every_input_before_writing_any_output(user, photo, capsys):
+    root, ckpt = user
+    (root / "photos" / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # read last
+    write(root / "masks" / "zz.png", np.full((HEIGHT, WIDTH), 255, np.uint8))
+    argv = [*ckpt, root / "photos", root / "masks", "-o", root / "new"]
+    assert_refused(main, argv, f"cannot read image {root}/photos/zz.png", capsys, root)
+    assert not (root / "new").exists()  # not even pic.png: the rerun needs no --overwrite
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("bogus", "--device bogus is not a device name; use cpu, cuda or cuda:N"),
+        ("cuda:99", "--device cuda:99 cannot be used on this machine"),
+    ],
+)
+def test_an_unusable_device_is_one_line(user, device, message, capsys):
+    root, ckpt = user
+    argv = [*ckpt, root / "photos", root / "masks", "-o", root / "new", "--device", device]
+    assert_refused(main, argv, message, capsys, root)
 
 
 def test_16_bit_png_comes_back_16_bit_with_valid_samples_identical(
