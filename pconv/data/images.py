@@ -40,6 +40,11 @@ _WHITE = 255.0
 #: A dataset gives up after this many unreadable images in a row (a broken source, not noise).
 MAX_CONSECUTIVE_SKIPS = 32
 
+# OpenCV prints "[ WARN] ... grfmt_png.cpp ..." and "[ERROR] ..." lines straight to stderr
+# for a corrupt file, before our own one line that names it: every image pconv decodes goes
+# through this package, which reports each bad file itself.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 class UnreadableImageError(OSError):
     """An image file (or byte string) that cannot be decoded; ``path`` names it."""
