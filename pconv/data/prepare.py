@@ -305,6 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     if len(set(args.splits)) < len(args.splits):
         return fail(f"--splits names a split twice: {' '.join(args.splits)}")
+    if args.source == "samples" and args.root is not None:
+        return fail(
+            f"samples takes no root (the sample photos ship with pconv), got {args.root}; "
+            "leave it out, or use `folder` for a folder of your own"
+        )
+    if args.root is not None and _inside(args.output, args.root):
+        return fail(
+            f"-o {args.output} lies inside the source {args.root}, so the shards would mix "
+            "with the images (and be read as images by the next run); choose -o outside it"
+        )
     flat = args.source in FLAT_SOURCES
     try:
         # Every split is checked before anything is written.
@@ -335,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         images = f": {count} image{'s' * (count != 1)}" if count >= 0 else ""
         print(f"pconv prepare: wrote {split_dir(args.output, split)}{images}")
     return 0
+
+
+def _inside(output: str, root: str) -> bool:
+    """Whether the local ``output`` is the folder ``root`` or lies under it (beside a file
+    list is fine: its images are elsewhere)."""
+    if is_url(output) or not Path(root).is_dir():
+        return False
+    return Path(output).resolve().is_relative_to(Path(root).resolve())
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -47,9 +47,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def check_writable(folder: str | os.PathLike) -> None:
     """OSError naming ``folder`` unless a file can be created in it (tried, then removed):
     a read-only folder is refused before the work, not after."""
+    probe = Path(folder, f".pconv-write-test.{uuid.uuid4().hex}")
     try:
-        with atomic_path(Path(folder, ".pconv-write-test")):
-            pass
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
     except OSError as error:
         raise type(error)(error.errno, f"cannot write into {folder}: {error.strerror}") from None
 
