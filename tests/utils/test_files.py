@@ -32,9 +32,9 @@ def hold_in_another_process(folder):
 def test_a_folder_held_by_a_live_process_is_refused_and_freed_by_its_death(tmp_path):
     process = hold_in_another_process(tmp_path)
     try:
-        with pytest.raises(FolderBusyError, match=f"{tmp_path} is in use by pconv evaluate"):
-            with folder_lock(tmp_path, "pconv evaluate"):
-                pass
+        busy = pytest.raises(FolderBusyError, match=f"{tmp_path} is in use by pconv evaluate")
+        with busy, folder_lock(tmp_path, "pconv evaluate"):
+            pass
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
