@@ -183,6 +183,24 @@ def check_trainer(trainer: Any) -> None:
             )
 
 
+def check_predictions(writer: Any) -> None:
+    """``pconv predict`` writes ``NNNNNN.png`` into ``prediction_writer.output_dir``: refuse
+    a folder that holds such files already unless ``prediction_writer.overwrite``."""
+    folder = Path(_get(writer, "output_dir", "predictions")).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise PreflightError(f"prediction_writer.output_dir={folder} is a file; set it to a folder")
+    if _get(writer, "overwrite", False) or not folder.is_dir():
+        return
+    existing = sorted(p.name for p in folder.glob("[0-9]" * 6 + ".png"))
+    if existing:
+        raise PreflightError(
+            f"prediction_writer.output_dir={folder} already holds {len(existing)} "
+            f"prediction(s) ({', '.join(existing[:2])}{', ...' * (len(existing) > 2)}); pass "
+            "--prediction_writer.overwrite=true to replace them, or another "
+            "--prediction_writer.output_dir"
+        )
+
+
 def check_config(config: Any, stage: str) -> None:
     """Every check above on the ``stage`` sub-config; raises :class:`PreflightError`.
 
@@ -190,6 +208,8 @@ def check_config(config: Any, stage: str) -> None:
     checkpoint's hyper-parameters, before this runs."""
     data, model = _get(config, "data"), _get(config, "model")
     check_trainer(_get(config, "trainer"))
+    if stage == "predict":
+        check_predictions(_get(config, "prediction_writer"))
     check_model(model, _get(data, "image_size"))
     check_data(data, stage)
     if _get(model, "init_from"):

@@ -80,6 +80,8 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
     [
         (["--model.optimizer.init_args.lr=-1"], "model.optimizer.init_args.lr=-1.0"),
         (["--model.optimizer.init_args.lr=1e400"], "model.optimizer.init_args.lr=inf"),
+        (["--model.optimizer.init_args.lr=inf"], "lr=inf is not a usable number"),
+        (["--model.optimizer.init_args.lr=nan"], "lr=nan is not a usable number"),
         (["--data.batch_size=0"], "data.batch_size"),
         (["--data.num_workers=-1"], "data.num_workers"),
         (["--data.image_size=-64"], "data.image_size"),
@@ -198,3 +200,14 @@ def test_key_conflict_message(workspace, capsys, tiny_checkpoint):
     assert len(lines) == 1
     assert "model.loss.init_args.hole_weight=99.0 -> 6.0" in lines[0]
     assert "checkpoint's model values" in lines[0]
+
+
+def test_predict_never_overwrites_earlier_predictions(workspace, capsys):
+    out = workspace / "predictions"
+    out.mkdir()
+    (out / "000000.png").write_bytes(b"yesterday's prediction")
+    line = fails_with_one_line(
+        workspace, capsys, f"--prediction_writer.output_dir={out}", subcommand="predict"
+    )
+    assert "already holds 1 prediction(s) (000000.png)" in line
+    assert "--prediction_writer.overwrite=true" in line
