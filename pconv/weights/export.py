@@ -16,12 +16,13 @@ ONNX uses PyTorch's TorchScript-based exporter (the dynamo exporter needs ``onnx
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pconv.utils.tool_args import OneLineParser
 
 if TYPE_CHECKING:
     import torch
@@ -184,7 +185,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Export a trained network as safetensors (safe to share), ONNX or TorchScript.",
     )

@@ -70,10 +70,10 @@ def fetch_pretrained(
 
 def main(argv: list[str] | None = None) -> int:
     """``pconv weights [NAME ...] [--to PATH]``: fetch pretrained weights ahead of a run."""
-    import argparse
+    from pconv.utils.tool_args import OneLineParser
 
     prog = "pconv weights"
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Fetch the pretrained weights pconv uses into the torch cache "
         "($TORCH_HOME/checkpoints), checking their hashes; run it where there is internet "

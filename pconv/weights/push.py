@@ -14,7 +14,6 @@ Uploading needs a token (``hf auth login`` or ``HF_TOKEN``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -22,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from pconv.utils.tool_args import OneLineParser
 
 PROG = "pconv push"
 CARD_FILE = "README.md"
@@ -178,7 +179,7 @@ def upload(folder: Path, repo_id: str, private: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG, description="Publish a trained network on the Hugging Face Hub."
     )
     parser.add_argument("--ckpt", help="checkpoint of `pconv fit` (or .safetensors, URL)")
