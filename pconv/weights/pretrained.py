@@ -113,5 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(error))
         except WeightsUnavailableError as error:
             return fail(str(error), code=1)
+        except OSError as error:  # a cache folder that cannot be created or written
+            where = error.filename or args.to or "the torch cache"
+            return fail(
+                f"cannot store the {name} weights in {where} ({error.strerror or error}); set "
+                "TORCH_HOME to a writable folder or pass --to PATH"
+            )
         print(f"{prog}: {name}: {path}")
     return 0

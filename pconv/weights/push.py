@@ -204,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         repo_id, revision = parse_repo(args.repo)
-    except CheckpointError as error:
-        return fail(str(error))
+    except CheckpointError:
+        return fail(f"--repo {args.repo} is not a hub repo id; give user/name")
     if revision:
         return fail(f"--repo {args.repo}: push to user/name, without @revision")
     if args.report is not None and not args.report.is_file():
         return fail(f"report {args.report} does not exist; write it with `pconv evaluate`")
+    if args.local_dir is not None and args.local_dir.exists() and not args.local_dir.is_dir():
+        return fail(f"--local-dir {args.local_dir} is a file; name a new or empty folder")
     if args.local_dir is not None and args.local_dir.exists() and any(args.local_dir.iterdir()):
         return fail(f"--local-dir {args.local_dir} is not empty; name a new or empty folder")
     try:
@@ -225,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the hub's HTTP and auth errors
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-        if not isinstance(error, HfHubHTTPError | OfflineModeIsEnabled):
+        # The hub's HTTP client (httpx or requests, by version) raises its own network errors.
+        network = type(error).__module__.split(".")[0] in ("httpx", "httpx2", "requests")
+        if not (network or isinstance(error, HfHubHTTPError | OfflineModeIsEnabled)):
             raise
-        return fail(f"cannot upload to {repo_id} ({str(error).splitlines()[0]})")
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        return fail(f"cannot upload to {repo_id} ({reason}); check the network and HF_ENDPOINT")
     print(f"{PROG}: pushed {repo_id}: {url}")
     return 0
