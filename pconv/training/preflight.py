@@ -170,8 +170,34 @@ def check_init_from(spec: str, model: Any) -> None:
     check_architecture(saved, _get(model, "net"), spec)
 
 
+def check_accelerator(trainer: Any) -> None:
+    """``trainer.accelerator``: a name Lightning knows, of a device this machine has."""
+    accelerator = _get(trainer, "accelerator", "auto")
+    if not isinstance(accelerator, str) or accelerator == "auto":
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    known = ("auto", "gpu", *AcceleratorRegistry.available_accelerators())
+    if accelerator not in known:
+        raise PreflightError(
+            f"trainer.accelerator={accelerator} is not an accelerator; use one of "
+            f"{', '.join(sorted(set(known)))}"
+        )
+    name = "cuda" if accelerator == "gpu" else accelerator
+    try:
+        available = AcceleratorRegistry.get(name).is_available()
+    except ImportError:  # e.g. tpu without torch_xla
+        available = False
+    if not available:
+        raise PreflightError(
+            f"trainer.accelerator={accelerator}: this machine has no such device; use "
+            "trainer.accelerator=cpu (or auto)"
+        )
+
+
 def check_trainer(trainer: Any) -> None:
-    """Callbacks that need a logger when ``trainer.logger`` is off."""
+    """The accelerator, and callbacks that need a logger when ``trainer.logger`` is off."""
+    check_accelerator(trainer)
     if _get(trainer, "logger") not in (False, []):
         return
     for callback in _get(trainer, "callbacks", []):

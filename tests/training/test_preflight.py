@@ -99,6 +99,8 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
         (["--data.train_crop_scale=[2,1]"], "data.train_crop_scale"),
         (["--data.train_crop_scale=[0.5,0.1]"], "[0.5, 0.1] runs from high to low"),
         (["--trainer.logger=false"], "LearningRateMonitor but trainer.logger is false"),
+        (["--trainer.accelerator=bogus"], "trainer.accelerator=bogus is not an accelerator"),
+        (["--trainer.accelerator=tpu"], "trainer.accelerator=tpu: this machine has no such"),
     ],
 )
 def test_bad_value_gets_one_line(workspace, capsys, args, expected):
