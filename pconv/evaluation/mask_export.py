@@ -39,7 +39,7 @@ from pconv.evaluation.tracks import get_track
 from pconv.inference import encode_image
 from pconv.utils import progress, tool_args
 from pconv.utils.choices import WHITE
-from pconv.utils.files import atomic_write, staging_folder, swap_in
+from pconv.utils.files import atomic_write, check_writable, staging_folder, swap_in
 from pconv.utils.memory import check_fits, physical_memory
 
 PROG = "pconv masks export"
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: --per-bucket and --size must be at least 1", file=sys.stderr)
         return 2
     try:
+        existing = next(p for p in (args.output, *args.output.parents) if p.exists())
+        if existing.is_dir():  # a file is named by export_masks
+            check_writable(existing)
         if not args.force:
             check_bounds(args.output, args.track, args.size, args.per_bucket)
         manifest = export_masks(

@@ -100,7 +100,12 @@ def staging_folder(destination: str | os.PathLike) -> Iterator[Path]:
     destination = Path(destination)
     remove_stale_staging(destination)
     staging = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}{STAGING_SUFFIX}")
-    staging.mkdir(parents=True)  # not mkdtemp: the files get the user's usual permissions
+    try:
+        staging.mkdir(parents=True)  # not mkdtemp: the files get the user's usual permissions
+    except OSError as error:  # named by the user's folder, never by our hidden one
+        raise type(error)(
+            error.errno, f"cannot write into {destination.parent}: {error.strerror}"
+        ) from None
     descriptor = try_lock(staging)
     try:
         yield staging

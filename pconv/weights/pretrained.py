@@ -106,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.to is not None and len(names) != 1:
         return fail(f"--to names one file; give one NAME, not {', '.join(names)}")
+    if args.to is not None:
+        from pconv.utils.files import check_writable
+
+        folder = next(p for p in (args.to.parent, *args.to.parents) if p.exists())
+        try:  # before a download of hundreds of megabytes
+            check_writable(folder)
+        except OSError as error:
+            return fail(f"--to {args.to}: {error.strerror}; choose a writable folder")
     for name in names:
         try:
             path = fetch_pretrained(name, args.to, verify_cached=True)
