@@ -19,7 +19,9 @@ page. Gradio is the optional ``app`` extra: ``pip install 'pconv[app]'``.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -434,6 +436,27 @@ def serve(page, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     return url
 
 
+def listen_problem(host: str, port: int) -> str | None:
+    """What keeps the page from listening on ``host:port``, said for the flag at fault (Gradio
+    blames the port for any failure), or None."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        return f"--host {host} is not an address or a host name; use e.g. {DEFAULT_HOST}"
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} is in use on {host}; pick another --port"
+            return (
+                f"--host {host} is not an address of this machine ({error.strerror}); use "
+                f"{DEFAULT_HOST}, or 0.0.0.0 for every address"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = tool_args.app().parse_args(argv)
 
@@ -451,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
             inpainter = load_inpainter(args.ckpt, resolve_device(args.device))
         except (ValueError, OSError) as error:  # a checkpoint or --device that cannot work
             return fail(str(error))
+    problem = listen_problem(args.host, args.port)
+    if problem:
+        return fail(problem)
     page = build_page(App(inpainter, args.max_side, args.ckpt or ""))
     try:
         url = serve(page, args.host, args.port)

@@ -247,6 +247,19 @@ def test_main_refuses_an_unusable_device_in_one_line(tiny_checkpoint, capsys):
     assert "\n" not in err
 
 
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("300.1.1.1", "--host 300.1.1.1 is not an address or a host name"),
+        ("192.0.2.1", "--host 192.0.2.1 is not an address of this machine"),
+    ],
+)
+def test_a_host_that_cannot_be_listened_on_is_named(host, message, capsys):
+    assert main(["--host", host]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "pick another --port" not in err and err.count("\n") == 1, err
+
+
 # --- the running server -------------------------------------------------------------------
 
 

@@ -101,6 +101,8 @@ CASES = {
         ("port zero", ["--port", "0"]),
         ("port nan", ["--port", "nan"]),
         ("max-side negative", ["--max-side", "-1"]),
+        ("host invalid", ["--host", "300.1.1.1"]),
+        ("host not ours", ["--host", "192.0.2.1"]),  # TEST-NET-1: never this machine's
         ("unknown device", ["--ckpt", "{ckpt}", "--device", "bogus"]),
         ("absent device", ["--ckpt", "{ckpt}", "--device", "cuda:99"]),
     ],

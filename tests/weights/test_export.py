@@ -87,6 +87,23 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
     assert "checkpoint is needed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda path: path.write_bytes(Path(path).with_name("c.ckpt").read_bytes()[:3000]),
+         "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
+        (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
+         'another architecture than the configured one (check model.net levels / width_mult): '
+         'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
+    ],
+    ids=["truncated", "other-architecture"],
+)  # fmt: skip
+def test_a_bad_checkpoint_is_explained(user_folder, content, message, capsys):
+    content(user_folder / "bad.ckpt")
+    argv = ["--ckpt", user_folder / "bad.ckpt", "-o", user_folder / "bad.onnx"]
+    assert_refused(main, argv, message, capsys, user_folder)
+
+
 @pytest.fixture()
 def user_folder(tiny_checkpoint, tmp_path):
     """c.ckpt and c2.json (a checkpoint under an odd name) and a folder named like a model."""
