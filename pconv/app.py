@@ -323,16 +323,25 @@ class App:
         try:
             hole_value = WHITE if holes == "white" else BLACK
             mask, notes = open_mask(path, photo.image.shape[:2], hole_value)
+            photo = replace(photo, holes=mask & self._holes(photo, editor))
         except AppError as error:
             return editor, photo, f"**{error}**"
-        photo = replace(photo, holes=mask & self._holes(photo, editor))
         notes = [f"holes of mask {Path(path).name} added", *notes]
         return self._editor(photo), photo, _notes_markdown(notes)
 
     @staticmethod
     def _holes(photo: Photo, editor: dict | None) -> np.ndarray:
-        """H×W uint8 mask (1 valid) of ``photo``'s uploaded holes and those painted."""
-        painted = mask_from_layers((editor or {}).get("layers") or [], photo.image.shape[:2])
+        """H×W uint8 mask (1 valid) of ``photo``'s uploaded holes and those painted; raises
+        :class:`AppError` for an editor value that holds no image layers (sent through the
+        API by hand, not by the page)."""
+        layers = (editor.get("layers") if isinstance(editor, dict) else None) or []
+        if (editor is not None and not isinstance(editor, dict)) or not isinstance(layers, list):
+            raise AppError("the editor value is not the page's {background, layers} images")
+        if not all(
+            isinstance(a, np.ndarray) and a.ndim in (2, 3) and a.dtype != object for a in layers
+        ):
+            raise AppError("a layer of the editor value is not an image (H×W or H×W×4 pixels)")
+        painted = mask_from_layers(layers, photo.image.shape[:2])
         return painted if photo.holes is None else painted & photo.holes
 
     def run(self, photo: Photo | None, editor: dict | None):
@@ -340,9 +349,8 @@ class App:
         empty = (None,) * len(PANELS)
         if photo is None:
             return *empty, "", None, "**pick a sample photo or upload one first**"
-        mask = self._holes(photo, editor)
         try:
-            comparison = compare(self.inpainter, photo, mask)
+            comparison = compare(self.inpainter, photo, self._holes(photo, editor))
         except AppError as error:
             return *empty, "", None, f"**{error}**"
         except torch.OutOfMemoryError:

@@ -15,8 +15,9 @@ Command line::
 
 Mask files follow our convention (black = hole, white = valid) unless
 ``--mask-hole-value 255`` says that white is hole. Gray levels are thresholded at half range.
-In a mask with an alpha channel, **transparent pixels (alpha < 128 of 255) are holes**
-whatever their colour, the usual reading of a mask painted on a transparent layer.
+In a mask with transparent pixels, **transparent pixels (alpha < 128 of 255) are holes and
+opaque ones valid**, whatever their colour: the usual reading of a mask painted on, or erased
+from, a layer (an opaque black layer with transparent holes included).
 
 Outputs keep the input's 16-bit samples and alpha channel where their format can
 (:mod:`pconv.image_io`; a folder run writes PNGs, which keep both), and say so in one line
@@ -171,15 +172,10 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
 
     ``hole_value`` is the file value that means hole: 0 (black, our convention) or 255.
     Colour files use their darkest channel; files holding only 0 and 1 are scaled to 0/255;
-    16-bit files are scaled to 8 bits. Transparent pixels (alpha < 128) are holes.
+    16-bit files are scaled to 8 bits. In a file with transparent pixels (alpha < 128) the
+    alpha alone decides: transparent is hole, opaque is valid.
     """
     photo = read_photo(path)
-    gray = photo.colour8.min(axis=2)
-    if gray.max() == 1:
-        gray = gray * WHITE
-    gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
-    white = gray >= THRESHOLD
-    valid = ~white if hole_value == WHITE else white
     if photo.alpha is not None:
         opaque = photo.alpha8 >= THRESHOLD
         if not opaque.any():
@@ -187,7 +183,14 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
                 f"mask {path} is fully transparent, and transparent mask pixels are holes; "
                 "make the valid region opaque"
             )
-        valid &= opaque
+        if not opaque.all():  # transparency marks the holes: the colour is paint, not mask
+            return opaque.astype(np.uint8), 0
+    gray = photo.colour8.min(axis=2)
+    if gray.max() == 1:
+        gray = gray * WHITE
+    gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
+    white = gray >= THRESHOLD
+    valid = ~white if hole_value == WHITE else white
     if not valid.any():
         colour, other, advice = (
             ("black", "white", "pass --mask-hole-value 255")

@@ -175,6 +175,19 @@ def test_no_model_runs_the_baselines_and_says_how_to_get_one(astronaut):
     assert "| pconv |" not in scores and "| Telea |" in scores
 
 
+@pytest.mark.parametrize(
+    ("editor", "message"),
+    [
+        ({"background": "not an image", "layers": ["not an image"]}, "is not an image"),
+        ({"background": None, "layers": [[1, 2]]}, "is not an image"),
+        ("a string", "is not the page's {background, layers} images"),
+    ],
+)
+def test_an_editor_value_of_no_images_gets_a_message(astronaut, editor, message):
+    *panels, scores, download, notes = App(None, SIDE).run(astronaut, editor)
+    assert message in notes and download is None and all(p is None for p in panels)
+
+
 def test_uploaded_photo_is_downscaled_with_a_note_and_has_no_scores(inpainter, tmp_path):
     big = cv2.resize(sample_image("chelsea"), (300, 200), interpolation=cv2.INTER_AREA)
     path = _write_png(tmp_path / "cat.png", big)

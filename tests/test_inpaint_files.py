@@ -199,6 +199,23 @@ def test_transparent_mask_pixels_are_holes(tmp_path, photo, mask, tiny_checkpoin
     assert not np.array_equal(read(tmp_path / "mask_out.png"), photo)
 
 
+def test_an_opaque_black_mask_with_transparent_holes_is_read_by_its_alpha(
+    tmp_path, photo, mask, tiny_checkpoint
+):
+    # Black paint everywhere, erased (transparent) where the hole is: as the black-hole mask.
+    erased = np.dstack([np.zeros((HEIGHT, WIDTH, 3), np.uint8), mask * 255])
+    write(tmp_path / "erased.png", erased)
+    write(tmp_path / "mask.png", mask * 255)
+    write(tmp_path / "photo.png", photo)
+    for name in ("erased", "mask"):
+        argv = [str(tmp_path / "photo.png"), str(tmp_path / f"{name}.png")]
+        argv += ["-o", str(tmp_path / f"{name}_out.png")]
+        assert main(["--ckpt", tiny_checkpoint, *argv]) == 0
+    np.testing.assert_array_equal(
+        read(tmp_path / "erased_out.png"), read(tmp_path / "mask_out.png")
+    )
+
+
 def test_fully_transparent_mask_is_refused(user, capsys):
     root, ckpt = user
     write(root / "clear.png", np.zeros((HEIGHT, WIDTH, 4), np.uint8))

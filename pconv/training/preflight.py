@@ -118,6 +118,10 @@ def check_masks(data: Any) -> None:
         return
     _check_path("data.mask_dir", mask_dir, True, "a folder of mask images (black = hole)")
     paths = scan_images(mask_dir)
+    if not paths:
+        raise PreflightError(
+            f"data.mask_dir={mask_dir} holds no image files; put mask PNGs (black = hole) there"
+        )
     reasons = []
     for path in paths[:SAMPLES_READ]:
         try:

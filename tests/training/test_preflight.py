@@ -142,6 +142,12 @@ def test_shards_fewer_than_a_batch(workspace, capsys):
     assert "data.batch_size=4 is more than the 3 images" in line
 
 
+def test_empty_mask_dir(workspace, capsys):
+    (workspace / "empty").mkdir()
+    line = fails_with_one_line(workspace, capsys, f"--data.mask_dir={workspace / 'empty'}")
+    assert "holds no image files; put mask PNGs" in line and "first 0" not in line
+
+
 def test_mask_dir_of_corrupt_masks(workspace, capsys):
     corrupt_file(workspace / "masks" / "empty.png", b"")
     corrupt_file(workspace / "masks" / "cut.jpg", b"\xff\xd8\xff\xe0 cut")
