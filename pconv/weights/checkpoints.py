@@ -36,7 +36,12 @@ def _torch_load_error(error: Exception) -> str:
     if marker in text:
         cause = (text.split(marker, 1)[1].splitlines() or [""])[0].strip()
         if "Unsupported global" in cause:
-            return "it holds Python objects besides weights, which pconv never unpickles"
+            return (
+                "it is not a plain checkpoint: it holds Python objects besides weights, which "
+                "pconv never unpickles, as they could run code; if you trust its source, save "
+                "its weights alone with torch.save({'state_dict': "
+                "torch.load(PATH, weights_only=False)['state_dict']}, 'plain.ckpt')"
+            )
         return cause or incomplete  # a truncated file can fail with no word at all
     if isinstance(error, EOFError) or "zip archive" in text or not text.strip():
         return incomplete

@@ -95,13 +95,26 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
         (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
          'another architecture than the configured one (check model.net levels / width_mult): '
          'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
+        (lambda path: torch.save({"state_dict": {}, "payload": Payload(path.with_name("ran"))}, path),
+         "it is not a plain checkpoint: it holds Python objects besides weights"),
     ],
-    ids=["truncated", "other-architecture"],
+    ids=["truncated", "other-architecture", "pickle-payload"],
 )  # fmt: skip
 def test_a_bad_checkpoint_is_explained(user_folder, content, message, capsys):
     content(user_folder / "bad.ckpt")
     argv = ["--ckpt", user_folder / "bad.ckpt", "-o", user_folder / "bad.onnx"]
-    assert_refused(main, argv, message, capsys, user_folder)
+    err = assert_refused(main, argv, message, capsys, user_folder)
+    assert "Re-running torch.load" not in err and not (user_folder / "ran").exists()
+
+
+class Payload:
+    """Unpickling this would run code: it would create the file ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
 
 
 @pytest.fixture()
