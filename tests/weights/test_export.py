@@ -95,7 +95,7 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
         (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
          'another architecture than the configured one (check model.net levels / width_mult): '
          'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
-        (lambda path: torch.save({"state_dict": {}, "payload": Payload(path.with_name("ran"))}, path),
+        (lambda path: torch.save({"payload": Payload(path.with_name("ran"))}, path),
          "it is not a plain checkpoint: it holds Python objects besides weights"),
     ],
     ids=["truncated", "other-architecture", "pickle-payload"],
