@@ -92,13 +92,15 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
     [
         (lambda path: path.write_bytes(Path(path).with_name("c.ckpt").read_bytes()[:3000]),
          "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
+        (lambda path: path.write_bytes(b"garbage bytes, not a checkpoint"),  # torch: no reason
+         "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
         (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
          'another architecture than the configured one (check model.net levels / width_mult): '
          'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
         (lambda path: torch.save({"payload": Payload(path.with_name("ran"))}, path),
          "it is not a plain checkpoint: it holds Python objects besides weights"),
     ],
-    ids=["truncated", "other-architecture", "pickle-payload"],
+    ids=["truncated", "garbage", "other-architecture", "pickle-payload"],
 )  # fmt: skip
 def test_a_bad_checkpoint_is_explained(user_folder, content, message, capsys):
     content(user_folder / "bad.ckpt")
