@@ -19,7 +19,9 @@ page. Gradio is the optional ``app`` extra: ``pip install 'pconv[app]'``.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -43,8 +45,8 @@ from pconv.evaluation.baselines import BASELINES
 from pconv.inference import BLACK, WHITE, Inpainter, InputError, encode_image, read_mask
 from pconv.metrics import SSIM_KERNEL, per_image_scores
 from pconv.utils import tool_args
+from pconv.utils.devices import resolve_device
 from pconv.utils.tool_args import DEFAULT_HOST, DEFAULT_MAX_SIDE, DEFAULT_PORT
-from pconv.weights.errors import CheckpointError
 
 # Gradio's usage analytics would call out to the network on every start (read when Gradio
 # is imported, so set before: gradio is imported lazily, being an optional extra).
@@ -347,16 +349,25 @@ class App:
         try:
             hole_value = WHITE if holes == "white" else BLACK
             mask, notes = open_mask(path, photo.image.shape[:2], hole_value)
+            photo = replace(photo, holes=mask & self._holes(photo, editor))
         except AppError as error:
             return editor, photo, f"**{error}**"
-        photo = replace(photo, holes=mask & self._holes(photo, editor))
         notes = [f"holes of mask {Path(path).name} added", *notes]
         return self._editor(photo), photo, _notes_markdown(notes)
 
     @staticmethod
     def _holes(photo: Photo, editor: dict | None) -> np.ndarray:
-        """H×W uint8 mask (1 valid) of ``photo``'s uploaded holes and those painted."""
-        painted = mask_from_layers((editor or {}).get("layers") or [], photo.image.shape[:2])
+        """H×W uint8 mask (1 valid) of ``photo``'s uploaded holes and those painted; raises
+        :class:`AppError` for an editor value that holds no image layers (sent through the
+        API by hand, not by the page)."""
+        layers = (editor.get("layers") if isinstance(editor, dict) else None) or []
+        if (editor is not None and not isinstance(editor, dict)) or not isinstance(layers, list):
+            raise AppError("the editor value is not the page's {background, layers} images")
+        if not all(
+            isinstance(a, np.ndarray) and a.ndim in (2, 3) and a.dtype != object for a in layers
+        ):
+            raise AppError("a layer of the editor value is not an image (H×W or H×W×4 pixels)")
+        painted = mask_from_layers(layers, photo.image.shape[:2])
         return painted if photo.holes is None else painted & photo.holes
 
     def run(self, photo: Photo | None, editor: dict | None):
@@ -364,9 +375,8 @@ class App:
         empty = (None,) * len(PANELS)
         if photo is None:
             return *empty, "", None, "**pick a sample photo or upload one first**"
-        mask = self._holes(photo, editor)
         try:
-            comparison = compare(self.inpainter, photo, mask)
+            comparison = compare(self.inpainter, photo, self._holes(photo, editor))
         except AppError as error:
             return *empty, "", None, f"**{error}**"
         except torch.OutOfMemoryError:
@@ -461,6 +471,27 @@ def serve(page, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     return url
 
 
+def listen_problem(host: str, port: int) -> str | None:
+    """What keeps the page from listening on ``host:port``, said for the flag at fault (Gradio
+    blames the port for any failure), or None."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        return f"--host {host} is not an address or a host name; use e.g. {DEFAULT_HOST}"
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} is in use on {host}; pick another --port"
+            return (
+                f"--host {host} is not an address of this machine ({error.strerror}); use "
+                f"{DEFAULT_HOST}, or 0.0.0.0 for every address"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = tool_args.app().parse_args(argv)
 
@@ -475,12 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     inpainter = None
     if args.ckpt is not None:
         try:
-            inpainter = load_inpainter(args.ckpt, args.device)
-        except (CheckpointError, OSError) as error:
+            inpainter = load_inpainter(args.ckpt, resolve_device(args.device))
+        except (ValueError, OSError) as error:  # a checkpoint or --device that cannot work
             return fail(str(error))
-        except (RuntimeError, AssertionError) as error:  # torch: unknown or absent device
-            reason = str(error).splitlines()[0]
-            return fail(f"cannot run the model on --device {args.device}: {reason}")
+    problem = listen_problem(args.host, args.port)
+    if problem:
+        return fail(problem)
     page = build_page(App(inpainter, args.max_side, args.ckpt or ""))
     try:
         url = serve(page, args.host, args.port)

@@ -15,8 +15,9 @@ Command line::
 
 Mask files follow our convention (black = hole, white = valid) unless
 ``--mask-hole-value 255`` says that white is hole. Gray levels are thresholded at half range.
-In a mask with an alpha channel, **transparent pixels (alpha < 128 of 255) are holes**
-whatever their colour, the usual reading of a mask painted on a transparent layer.
+In a mask with transparent pixels, **transparent pixels (alpha < 128 of 255) are holes and
+opaque ones valid**, whatever their colour: the usual reading of a mask painted on, or erased
+from, a layer (an opaque black layer with transparent holes included).
 
 Outputs keep the input's 16-bit samples and alpha channel where their format can
 (:mod:`pconv.image_io`; a folder run writes PNGs, which keep both), and say so in one line
@@ -37,13 +38,14 @@ import torch
 import torch.nn.functional as F
 
 from pconv.data.images import IMAGE_EXTENSIONS, scan_images
-from pconv.image_io import encode_photo, read_photo, writable_suffix
+from pconv.image_io import Photo, encode_photo, read_photo, writable_suffix
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import BLACK, WHITE
+from pconv.utils.devices import resolve_device
 from pconv.utils.files import atomic_write
 from pconv.utils.progress import track
-from pconv.weights.errors import CheckpointError, WeightsUnavailableError
+from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
 
 PROG = "pconv inpaint"
@@ -170,15 +172,10 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
 
     ``hole_value`` is the file value that means hole: 0 (black, our convention) or 255.
     Colour files use their darkest channel; files holding only 0 and 1 are scaled to 0/255;
-    16-bit files are scaled to 8 bits. Transparent pixels (alpha < 128) are holes.
+    16-bit files are scaled to 8 bits. In a file with transparent pixels (alpha < 128) the
+    alpha alone decides: transparent is hole, opaque is valid.
     """
     photo = read_photo(path)
-    gray = photo.colour8.min(axis=2)
-    if gray.max() == 1:
-        gray = gray * WHITE
-    gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
-    white = gray >= THRESHOLD
-    valid = ~white if hole_value == WHITE else white
     if photo.alpha is not None:
         opaque = photo.alpha8 >= THRESHOLD
         if not opaque.any():
@@ -186,7 +183,14 @@ def read_mask(path: Path, hole_value: int) -> tuple[np.ndarray, int]:
                 f"mask {path} is fully transparent, and transparent mask pixels are holes; "
                 "make the valid region opaque"
             )
-        valid &= opaque
+        if not opaque.all():  # transparency marks the holes: the colour is paint, not mask
+            return opaque.astype(np.uint8), 0
+    gray = photo.colour8.min(axis=2)
+    if gray.max() == 1:
+        gray = gray * WHITE
+    gray_pixels = int(np.count_nonzero((gray != BLACK) & (gray != WHITE)))
+    white = gray >= THRESHOLD
+    valid = ~white if hole_value == WHITE else white
     if not valid.any():
         colour, other, advice = (
             ("black", "white", "pass --mask-hole-value 255")
@@ -241,6 +245,11 @@ def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
             raise InputError(
                 f"output folder {out} is the {role} folder; choose another -o so that the "
                 "originals are kept"
+            )
+        if out.resolve().is_relative_to(folder.resolve()):
+            raise InputError(
+                f"output folder {out} lies inside the {role} folder {folder}, so a later run "
+                "over it would read the results as inputs; choose -o outside it"
             )
     masks: dict[Path, Path] = {}
     for path in scan_images(mask):
@@ -301,14 +310,11 @@ def _check_outputs(pairs: list[tuple[Path, Path, Path]], output: Path, overwrite
         )
 
 
-def inpaint_file(
-    inpainter: Inpainter, image_path: Path, mask_path: Path, out_path: Path, hole_value: int
-) -> list[str]:
-    """Inpaint one file pair and write the result atomically; returns notes for the user.
-
-    Valid pixels keep the input's exact samples (16-bit included) and the alpha channel is
-    copied unchanged; hole pixels get the network's 8-bit fill (scaled ×257 for 16-bit).
-    """
+def read_pair(
+    image_path: Path, mask_path: Path, hole_value: int
+) -> tuple[Photo, np.ndarray, list[str]]:
+    """An image file, its mask (H×W uint8, 1 valid) and notes for the user; raises
+    :class:`InputError` (or :class:`UnreadableImageError`) naming a file that cannot be used."""
     photo = read_photo(image_path)
     mask, gray_pixels = read_mask(mask_path, hole_value)
     height, width = photo.colour.shape[:2]
@@ -324,6 +330,18 @@ def inpaint_file(
             f"mask {mask_path} is not binary ({gray_pixels} gray pixels); thresholded at "
             f"{THRESHOLD} (>= {THRESHOLD} is {side})"
         )
+    return photo, mask, notes
+
+
+def inpaint_file(
+    inpainter: Inpainter, image_path: Path, mask_path: Path, out_path: Path, hole_value: int
+) -> list[str]:
+    """Inpaint one file pair and write the result atomically; returns notes for the user.
+
+    Valid pixels keep the input's exact samples (16-bit included) and the alpha channel is
+    copied unchanged; hole pixels get the network's 8-bit fill (scaled ×257 for 16-bit).
+    """
+    photo, mask, notes = read_pair(image_path, mask_path, hole_value)
     fill = inpainter(photo.rgb8, mask)
     if photo.colour.dtype == np.uint16:
         fill = fill.astype(np.uint16) * np.uint16(_UINT16_PER_UINT8)
@@ -343,18 +361,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.ckpt is None:
         return fail(NEEDS_CHECKPOINT)
     try:
+        device = resolve_device(args.device)
         pairs = _pairs(args.image, args.mask, args.output)
         _check_outputs(pairs, args.output, args.overwrite)
-        inpainter = Inpainter.from_pretrained(args.ckpt, args.device)
+        if len(pairs) > 1:
+            # Every input is read once before any output is written, so a bad file found
+            # late does not leave half the results (and a rerun needing --overwrite). The
+            # files are read again below rather than held: a folder may not fit in memory.
+            for image, mask, _ in track(pairs, "checking inputs"):
+                read_pair(image, mask, args.mask_hole_value)
+        inpainter = Inpainter.from_pretrained(args.ckpt, device)
         for image, mask, out in track(pairs, "inpainting") if len(pairs) > 1 else pairs:
             for note in inpaint_file(inpainter, image, mask, out, args.mask_hole_value):
                 print(f"{PROG}: note: {note}", file=sys.stderr)
-    except (
-        InputError,
-        CheckpointError,
-        WeightsUnavailableError,
-        OSError,
-    ) as error:  # OSError: unreadable/unwritable
+    # ValueError: InputError, CheckpointError and --device; OSError: unreadable/unwritable.
+    except (ValueError, WeightsUnavailableError, OSError) as error:
         return fail(str(error))
     print(f"{PROG}: wrote {len(pairs)} image(s) to {args.output}")
     return 0

@@ -7,6 +7,9 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+#: A folder no one may create files in, root included (a chmod-ed folder stops no root).
+READ_ONLY = Path("/sys/kernel")
+
 
 def digests(root: str | Path) -> dict[str, str]:
     """SHA-256 of every file under ``root``, by relative path (new files show up as keys)."""

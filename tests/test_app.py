@@ -196,6 +196,19 @@ def test_no_model_runs_the_baselines_and_says_how_to_get_one(astronaut):
     assert "| pconv |" not in scores and "| Telea |" in scores
 
 
+@pytest.mark.parametrize(
+    ("editor", "message"),
+    [
+        ({"background": "not an image", "layers": ["not an image"]}, "is not an image"),
+        ({"background": None, "layers": [[1, 2]]}, "is not an image"),
+        ("a string", "is not the page's {background, layers} images"),
+    ],
+)
+def test_an_editor_value_of_no_images_gets_a_message(astronaut, editor, message):
+    *panels, scores, download, notes = App(None, SIDE).run(astronaut, editor)
+    assert message in notes and download is None and all(p is None for p in panels)
+
+
 def test_uploaded_photo_is_downscaled_with_a_note_and_has_no_scores(inpainter, tmp_path):
     big = cv2.resize(sample_image("chelsea"), (300, 200), interpolation=cv2.INTER_AREA)
     path = _write_png(tmp_path / "cat.png", big)
@@ -264,8 +277,21 @@ def test_main_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
 def test_main_refuses_an_unusable_device_in_one_line(tiny_checkpoint, capsys):
     assert main(["--ckpt", tiny_checkpoint, "--device", "nonsense"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("pconv app: cannot run the model on --device nonsense: ")
+    assert err.startswith("pconv app: --device nonsense is not a device name")
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("300.1.1.1", "--host 300.1.1.1 is not an address or a host name"),
+        ("192.0.2.1", "--host 192.0.2.1 is not an address of this machine"),
+    ],
+)
+def test_a_host_that_cannot_be_listened_on_is_named(host, message, capsys):
+    assert main(["--host", host]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "pick another --port" not in err and err.count("\n") == 1, err
 
 
 # --- the running server -------------------------------------------------------------------

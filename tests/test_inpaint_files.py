@@ -60,6 +60,8 @@ def user(tmp_path, photo, mask, tiny_checkpoint):
         ("photos", "masks", "photos", "is the image folder"),
         ("photos", "masks", "masks/./", "is the mask folder"),
         ("photos", "masks", "link_dir", "is the image folder"),
+        ("photos", "masks", "photos/sub", "lies inside the image folder"),
+        ("photos", "masks", "masks/filled", "lies inside the mask folder"),
         ("photos/pic.png", "masks/pic.png", "out/pic.png", "pass --overwrite"),
         ("photos", "masks", "out", "out/pic.png already exists; pass --overwrite"),
         ("photos", "masks", "out/pic.png", "is a file, but the inputs are folders"),
@@ -121,6 +123,28 @@ def test_messages_name_the_file_and_give_right_advice(user, file, message, absen
     assert absent not in err
 
 
+def test_folder_mode_reads_every_input_before_writing_any_output(user, photo, capsys):
+    root, ckpt = user
+    (root / "photos" / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # read last
+    write(root / "masks" / "zz.png", np.full((HEIGHT, WIDTH), 255, np.uint8))
+    argv = [*ckpt, root / "photos", root / "masks", "-o", root / "new"]
+    assert_refused(main, argv, f"cannot read image {root}/photos/zz.png", capsys, root)
+    assert not (root / "new").exists()  # not even pic.png: the rerun needs no --overwrite
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("bogus", "--device bogus is not a device name; use cpu, cuda or cuda:N"),
+        ("cuda:99", "--device cuda:99 cannot be used on this machine"),
+    ],
+)
+def test_an_unusable_device_is_one_line(user, device, message, capsys):
+    root, ckpt = user
+    argv = [*ckpt, root / "photos", root / "masks", "-o", root / "new", "--device", device]
+    assert_refused(main, argv, message, capsys, root)
+
+
 def test_16_bit_png_comes_back_16_bit_with_valid_samples_identical(
     tmp_path, photo, mask, inpainter, tiny_checkpoint
 ):
@@ -173,6 +197,23 @@ def test_transparent_mask_pixels_are_holes(tmp_path, photo, mask, tiny_checkpoin
         read(tmp_path / "painted_out.png"), read(tmp_path / "mask_out.png")
     )
     assert not np.array_equal(read(tmp_path / "mask_out.png"), photo)
+
+
+def test_an_opaque_black_mask_with_transparent_holes_is_read_by_its_alpha(
+    tmp_path, photo, mask, tiny_checkpoint
+):
+    # Black paint everywhere, erased (transparent) where the hole is: as the black-hole mask.
+    erased = np.dstack([np.zeros((HEIGHT, WIDTH, 3), np.uint8), mask * 255])
+    write(tmp_path / "erased.png", erased)
+    write(tmp_path / "mask.png", mask * 255)
+    write(tmp_path / "photo.png", photo)
+    for name in ("erased", "mask"):
+        argv = [str(tmp_path / "photo.png"), str(tmp_path / f"{name}.png")]
+        argv += ["-o", str(tmp_path / f"{name}_out.png")]
+        assert main(["--ckpt", tiny_checkpoint, *argv]) == 0
+    np.testing.assert_array_equal(
+        read(tmp_path / "erased_out.png"), read(tmp_path / "mask_out.png")
+    )
 
 
 def test_fully_transparent_mask_is_refused(user, capsys):

@@ -40,6 +40,11 @@ _WHITE = 255.0
 #: A dataset gives up after this many unreadable images in a row (a broken source, not noise).
 MAX_CONSECUTIVE_SKIPS = 32
 
+# OpenCV prints "[ WARN] ... grfmt_png.cpp ..." and "[ERROR] ..." lines straight to stderr
+# for a corrupt file, before our own one line that names it: every image pconv decodes goes
+# through this package, which reports each bad file itself.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 class UnreadableImageError(OSError):
     """An image file (or byte string) that cannot be decoded; ``path`` names it."""
@@ -202,8 +207,9 @@ def image_folder(root: str | os.PathLike, split: str | None = None) -> FileImage
     """
     folder = Path(root, split) if split else Path(root)
     if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
         raise DataSourceError(
-            f"image folder {folder} does not exist; set `root` to a folder of images"
+            f"image folder {folder} {state}; set `root` to a folder of images"
             + (f" containing a '{split}' sub-folder" if split else "")
         )
     paths = scan_images(folder)
@@ -222,11 +228,18 @@ def file_list(list_path: str | os.PathLike) -> FileImageSource:
     """
     list_path = Path(list_path)
     if not list_path.is_file():
+        state = "is a folder, not a file" if list_path.exists() else "does not exist"
         raise DataSourceError(
-            f"file list {list_path} does not exist; set `root` to a text file with one image "
-            "path per line"
+            f"file list {list_path} {state}; set `root` to a text file with one image path per line"
         )
-    lines = (line.strip() for line in list_path.read_text().splitlines())
+    try:
+        text = list_path.read_text()
+    except UnicodeDecodeError:
+        raise DataSourceError(
+            f"file list {list_path} is not text (an image?); set `root` to a text file with "
+            "one image path per line, or to a folder of images"
+        ) from None
+    lines = (line.strip() for line in text.splitlines())
     paths = [list_path.parent / line for line in lines if line and not line.startswith("#")]
     if not paths:
         raise DataSourceError(f"file list {list_path} names no images; add one path per line")

@@ -6,9 +6,10 @@ per file by the worker that meets it, and counted) and never reach training.
 
 Preparing never leaves a half shard set, nor destroys a good one: every split is checked
 before anything is written; on a local disk each split is written to a hidden temporary
-sibling (``.<split>.*.partial``) and the finished splits are swapped in only when all of them
-are complete and hold at least one image (the old shards are kept until then). A cloud URL
-is written in place.
+sibling (``.<split>.*.partial``, :func:`pconv.utils.files.staging_folder`; those left by a
+killed run are removed by the next) and the finished splits are swapped in only when all of
+them are complete and hold at least one image (the old shards are kept until then). A cloud
+URL is written in place.
 
 A flat source (``folder``, ``filelist``, ``samples``) has no splits of its own: asked for
 several splits, :func:`split_indices` divides its images at random (seeded), each split after
@@ -20,13 +21,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import sys
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from pconv.data.images import (
 )
 from pconv.data.shards import INDEX_FILE, is_url, split_dir
 from pconv.data.sources import open_image_source
+from pconv.utils.files import staging_folder, swap_in
 from pconv.utils.progress import progress_bar
 
 #: Quality of JPEG encoding for images that are not JPEG files already.
@@ -176,7 +176,7 @@ def prepare_splits(
     staged: dict[str, Path] = {}
     written: dict[str, int] = {}
     total = sum(len(indices) for _, indices in plan.values())
-    try:
+    with ExitStack() as stack:
         with _progress(total, f"preparing {', '.join(plan)}") as tally:
             write = partial(
                 _optimize, num_workers=num_workers, max_side=max_side, chunk_bytes=chunk_bytes,
@@ -188,17 +188,13 @@ def prepare_splits(
                     write(images, indices, destination)
                     written[split] = -1
                     continue
-                staging = staged[destination] = _staging_dir(destination)
+                staging = staged[destination] = stack.enter_context(staging_folder(destination))
                 write(images, indices, str(staging))
                 if tally is not None:
                     tally.warn_skipped()  # the files first, then their count
                 written[split] = _count_written(staging, destination, len(indices))
         for destination, staging in staged.items():
-            _swap_in(staging, Path(destination))
-        staged.clear()
-    finally:
-        for staging in staged.values():
-            shutil.rmtree(staging, ignore_errors=True)
+            swap_in(staging, Path(destination))
     return written
 
 
@@ -243,25 +239,6 @@ def _count_written(staging: Path, destination: str, total: int) -> int:
             stacklevel=3,
         )
     return written
-
-
-def _staging_dir(destination: str) -> Path:
-    """A new hidden sibling folder of ``destination`` (same disk, so the swap is a rename)."""
-    path = Path(destination)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    staging.mkdir(parents=True)  # not mkdtemp: the shards get the user's usual permissions
-    return staging
-
-
-def _swap_in(staging: Path, destination: Path) -> None:
-    """Replace ``destination`` by the complete shard folder ``staging``."""
-    if destination.exists():
-        old = staging.with_suffix(".old")
-        os.replace(destination, old)
-        os.replace(staging, destination)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, destination)
 
 
 class _Tally:
@@ -328,6 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     if len(set(args.splits)) < len(args.splits):
         return fail(f"--splits names a split twice: {' '.join(args.splits)}")
+    if args.source == "samples" and args.root is not None:
+        return fail(
+            f"samples takes no root (the sample photos ship with pconv), got {args.root}; "
+            "leave it out, or use `folder` for a folder of your own"
+        )
+    if args.root is not None and _inside(args.output, args.root):
+        return fail(
+            f"-o {args.output} lies inside the source {args.root}, so the shards would mix "
+            "with the images (and be read as images by the next run); choose -o outside it"
+        )
     flat = args.source in FLAT_SOURCES
     try:
         # Every split is checked before anything is written.
@@ -358,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         images = f": {count} image{'s' * (count != 1)}" if count >= 0 else ""
         print(f"pconv prepare: wrote {split_dir(args.output, split)}{images}")
     return 0
+
+
+def _inside(output: str, root: str) -> bool:
+    """Whether the local ``output`` is the folder ``root`` or lies under it (beside a file
+    list is fine: its images are elsewhere)."""
+    if is_url(output) or not Path(root).is_dir():
+        return False
+    return Path(output).resolve().is_relative_to(Path(root).resolve())
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:

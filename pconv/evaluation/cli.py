@@ -35,9 +35,9 @@ from :func:`pconv.evaluation.tracks.get_track`; then ``report.tables()`` (rich t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -45,6 +45,7 @@ from rich.console import Console
 from rich.progress import track
 
 from pconv.data.images import (
+    IMAGE_EXTENSIONS,
     DataSourceError,
     ImageSource,
     SkippingReader,
@@ -61,6 +62,10 @@ from pconv.evaluation.tracks import (
 from pconv.nn.unet import PConvUNet
 from pconv.utils import tool_args
 from pconv.utils.choices import OPTIONAL_METRICS
+from pconv.utils.devices import resolve_device
+from pconv.utils.files import check_writable
+from pconv.utils.lock import folder_lock
+from pconv.utils.memory import NET_BYTES_PER_PIXEL, check_fits, physical_memory
 from pconv.utils.threads import choose_threads
 from pconv.weights.errors import WeightsUnavailableError
 from pconv.weights.load import load_network, resolve
@@ -69,10 +74,9 @@ from pconv.weights.named import reference_note
 PROG = "pconv evaluate"
 NETWORK_NAME = "pconv"
 #: Rough peak memory of evaluating one image, bytes per pixel: the image, mask, each method's
-#: output, composite and score maps (float32), and, per unit of the network's width, its
-#: activations and convolution workspace. An estimate to refuse impossible sizes early.
+#: output, composite and score maps (float32); the network adds
+#: :data:`pconv.utils.memory.NET_BYTES_PER_PIXEL`. An estimate to refuse impossible sizes early.
 IMAGE_BYTES_PER_PIXEL = 4 * 100
-NET_BYTES_PER_PIXEL = 4 * 600
 
 
 def _names(text: str, valid: tuple[str, ...] | dict, what: str) -> tuple[str, ...]:
@@ -91,6 +95,11 @@ def open_images(spec: str) -> ImageSource:
     if kind == "samples":
         return open_image_source("samples", split=split or None)
     path = Path(spec)
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataSourceError(
+            f"--images {spec} is a single image; give a folder of images or a text file "
+            "listing image paths, one a line"
+        )
     if path.is_file():
         source = open_image_source("filelist", spec)
     elif path.is_dir():
@@ -127,25 +136,20 @@ def check_outputs(out_dir: Path, track_name: str, overwrite: bool) -> None:
         )
 
 
-def _gib(size: float) -> str:
-    return f"{size / 2**30:,.1f} GiB"
-
-
 def check_memory(size: int, batch_size: int, net: PConvUNet | None, device: torch.device) -> None:
     """Refuse a ``--size``/``--batch-size`` whose estimated peak memory exceeds the device's
     total memory (see :data:`IMAGE_BYTES_PER_PIXEL`)."""
     per_pixel = IMAGE_BYTES_PER_PIXEL + (NET_BYTES_PER_PIXEL * net.width_mult if net else 0)
-    needed = per_pixel * size * size * batch_size
     if device.type == "cuda":
         available = torch.cuda.get_device_properties(device).total_memory
     else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > available:
-        raise ValueError(
-            f"--size {size} with --batch-size {batch_size} needs about {_gib(needed)} "
-            f"(estimated), more than the {_gib(available)} of {device.type} memory; "
-            "lower --size or --batch-size"
-        )
+        available = physical_memory()
+    check_fits(
+        per_pixel * size * size * batch_size,
+        available,
+        f"--size {size} with --batch-size {batch_size} on {device.type}",
+        "lower --size or --batch-size",
+    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -168,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {message}", file=sys.stderr)
         return 2
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     threads = choose_threads(args.workers)
     if threads is not None:
         torch.set_num_threads(threads)
     # Every input and output is checked here, before any work or any file is written.
+    stack = ExitStack()
     try:
+        device = resolve_device(args.device)
         _check_numbers(args)
         baselines = _names(args.baselines, BASELINES, "baseline")
         optional = _names(args.optional_metrics, OPTIONAL_METRICS, "metric")
@@ -216,10 +221,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"warning: {file_masks.polarity_warning} (--mask-hole-value)", soft_wrap=True
                 )
         eval_track = get_track(args.track, file_masks)
-    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable.
+        # Last, so that a refused run leaves no folder behind: one evaluation at a time
+        # writes into -o, and what it holds is checked again now that no other can write.
+        stack.enter_context(folder_lock(args.output, "another `pconv evaluate`"))
+        check_outputs(args.output, args.track, args.overwrite)
+        check_writable(args.output)
+    # DataSourceError and CheckpointError are ValueErrors; OSError: unreadable/unwritable,
+    # FolderBusyError included.
     except (ValueError, WeightsUnavailableError, OSError) as error:
+        stack.close()
         return fail(str(error))
+    with stack:
+        return _run(args, methods, source, eval_track, optional, device, console)
 
+
+def _run(args, methods, source, eval_track, optional, device, console) -> int:
+    """Evaluate and write the report into ``args.output`` (checked and held by the caller)."""
     report, examples = evaluate(
         methods,
         source,

@@ -45,7 +45,8 @@ class EvalItems(Dataset):
     within each row, so that every photo is in every row, mirrored at every other
     repetition), resized and centre-cropped to ``size``, with
     the track's fixed mask ``index``; a sample dict (:func:`pconv.data.datasets.make_sample`)
-    plus ``row`` and ``index``."""
+    plus ``row``, ``index`` and ``skipped``: the files passed over as unreadable to get this
+    image, one ``"<path>: <reason>"`` a line (empty when none)."""
 
     def __init__(
         self, source: ImageSource, track: Track, size: int, per_row: int, seed: int
@@ -71,6 +72,7 @@ class EvalItems(Dataset):
             **make_sample(image, mask),
             "row": torch.tensor(row, dtype=torch.long),
             "index": torch.tensor(index, dtype=torch.long),
+            "skipped": "\n".join(self.reader.drain()),
         }
 
 
@@ -146,6 +148,7 @@ def evaluate(
         notes.append(note)
     sums = _Sums(list(methods), metrics, len(track.rows))
     examples: dict[int, list[np.ndarray]] = {}
+    skipped: set[str] = set()
     loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
     console = Console(stderr=True)
     show = console.is_terminal if progress is None else progress
@@ -153,6 +156,7 @@ def evaluate(
         task = bar.add_task(f"evaluating {', '.join(methods)}", total=len(items))
         for batch in loader:
             image, mask, rows = batch["image"], batch["mask"], batch["row"].numpy()
+            skipped.update(line for text in batch["skipped"] for line in text.splitlines())
             np.add.at(sums.count, rows, 1)
             # Batch positions of the first item of each row not yet pictured.
             first = {r: i for i, r in reversed(list(enumerate(rows.tolist())))}
@@ -185,6 +189,12 @@ def evaluate(
             "masks": str(track.file_masks.root),
             "mask_hole_value": track.file_masks.hole_value,
         }
+    if skipped:
+        first = min(skipped)
+        notes.append(
+            f"{len(skipped)} unreadable image(s) of {images or 'the source'} were skipped, each "
+            f"replaced by the next readable one (e.g. {first})"
+        )
     report = Report(
         config=config | {"images": images},
         metrics=metrics,

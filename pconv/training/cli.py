@@ -151,6 +151,15 @@ _CLASS_ARG_ERROR = re.compile(
 )
 
 
+#: A number the command line cannot give as a float: jsonargparse reads ``inf`` and ``nan`` as
+#: words, and reports them against the last type it tried (a tensor's "path").
+_NOT_A_NUMBER = re.compile(
+    r'Parser key "(?P<key>[^"]+)": .*?Parser key "(?P<arg>[^"]+)": - Expected a path but '
+    r"(?P<value>[-+]?(?:inf|infinity|nan)) either not accessible",
+    re.IGNORECASE,
+)
+
+
 class OneLineParser(LightningArgumentParser):
     """Reports a bad key or value in one line (``pconv: ...``, exit 2), with no usage text."""
 
@@ -158,7 +167,12 @@ class OneLineParser(LightningArgumentParser):
         if not self.exit_on_error:
             return super().error(message, ex)
         line = " ".join(message.split())
-        if match := _CLASS_ARG_ERROR.search(line):
+        if match := _NOT_A_NUMBER.search(line):
+            line = (
+                f"{match['key']}.init_args.{match['arg']}={match['value']} is not a usable "
+                "number; give a finite positive value such as 1e-4"
+            )
+        elif match := _CLASS_ARG_ERROR.search(line):
             key = f"{match['key']}.init_args.{match['arg']}" if match["arg"] else match["key"]
             line = f'Parser key "{key}": {match["why"]}'
         if len(line) > _MAX_ERROR_CHARS:

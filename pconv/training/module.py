@@ -255,11 +255,18 @@ class InpaintingModule(L.LightningModule):
             return
         names = (*TERMS, "total")
         bad = [name for name, flag in zip(names, self._bad_terms.tolist(), strict=True) if flag]
+        good = self._newest_checkpoint()
         raise NonFiniteLossError(
             f"loss became NaN/Inf at step {int(self._bad_step)} in term(s) {', '.join(bad)}; "
-            "lower the learning rate or the loss weights, try 32-bit precision, or resume from "
-            "an earlier checkpoint"
+            "lower the learning rate or the loss weights, or try 32-bit precision"
+            + (f", and resume from {good}" if good else ", and start again (no checkpoint yet)")
         )
+
+    def _newest_checkpoint(self) -> str | None:
+        """The newest checkpoint in the checkpoint callback's folder, or None."""
+        trainer = self._trainer  # None outside a Trainer: the property would raise
+        folder = getattr(trainer and trainer.checkpoint_callback, "dirpath", None)
+        return newest_checkpoint(sorted(Path(folder).glob("*.ckpt"))) if folder else None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to save non-finite weights: one device sync per save, none per step.
@@ -275,9 +282,7 @@ class InpaintingModule(L.LightningModule):
             finite = finite & (self._bad_step.to(finite.device) < 0)
         if bool(finite):
             return
-        callback = self.trainer.checkpoint_callback
-        folder = getattr(callback, "dirpath", None)
-        good = newest_checkpoint(sorted(Path(folder).glob("*.ckpt"))) if folder else None
+        good = self._newest_checkpoint()
         advice = f"resume from {good}" if good else "start again"
         raise NonFiniteLossError(
             f"the network weights are NaN/Inf at step {self.global_step}"

@@ -144,6 +144,10 @@ def check_masks(data: Any) -> None:
         return
     _check_path("data.mask_dir", mask_dir, True, "a folder of mask images (black = hole)")
     paths = scan_images(mask_dir)
+    if not paths:
+        raise PreflightError(
+            f"data.mask_dir={mask_dir} holds no image files; put mask PNGs (black = hole) there"
+        )
     reasons = []
     for path in paths[:SAMPLES_READ]:
         try:
@@ -196,8 +200,34 @@ def check_init_from(spec: str, model: Any) -> None:
     check_architecture(saved, _get(model, "net"), spec)
 
 
+def check_accelerator(trainer: Any) -> None:
+    """``trainer.accelerator``: a name Lightning knows, of a device this machine has."""
+    accelerator = _get(trainer, "accelerator", "auto")
+    if not isinstance(accelerator, str) or accelerator == "auto":
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    known = ("auto", "gpu", *AcceleratorRegistry.available_accelerators())
+    if accelerator not in known:
+        raise PreflightError(
+            f"trainer.accelerator={accelerator} is not an accelerator; use one of "
+            f"{', '.join(sorted(set(known)))}"
+        )
+    name = "cuda" if accelerator == "gpu" else accelerator
+    try:
+        available = AcceleratorRegistry.get(name).is_available()
+    except ImportError:  # e.g. tpu without torch_xla
+        available = False
+    if not available:
+        raise PreflightError(
+            f"trainer.accelerator={accelerator}: this machine has no such device; use "
+            "trainer.accelerator=cpu (or auto)"
+        )
+
+
 def check_trainer(trainer: Any) -> None:
-    """Callbacks that need a logger when ``trainer.logger`` is off."""
+    """The accelerator, and callbacks that need a logger when ``trainer.logger`` is off."""
+    check_accelerator(trainer)
     if _get(trainer, "logger") not in (False, []):
         return
     for callback in _get(trainer, "callbacks", []):
@@ -209,6 +239,24 @@ def check_trainer(trainer: Any) -> None:
             )
 
 
+def check_predictions(writer: Any) -> None:
+    """``pconv predict`` writes ``NNNNNN.png`` into ``prediction_writer.output_dir``: refuse
+    a folder that holds such files already unless ``prediction_writer.overwrite``."""
+    folder = Path(_get(writer, "output_dir", "predictions")).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise PreflightError(f"prediction_writer.output_dir={folder} is a file; set it to a folder")
+    if _get(writer, "overwrite", False) or not folder.is_dir():
+        return
+    existing = sorted(p.name for p in folder.glob("[0-9]" * 6 + ".png"))
+    if existing:
+        raise PreflightError(
+            f"prediction_writer.output_dir={folder} already holds {len(existing)} "
+            f"prediction(s) ({', '.join(existing[:2])}{', ...' * (len(existing) > 2)}); pass "
+            "--prediction_writer.overwrite=true to replace them, or another "
+            "--prediction_writer.output_dir"
+        )
+
+
 def check_config(config: Any, stage: str) -> None:
     """Every check above on the ``stage`` sub-config; raises :class:`PreflightError`.
 
@@ -216,6 +264,8 @@ def check_config(config: Any, stage: str) -> None:
     checkpoint's hyper-parameters, before this runs."""
     data, model = _get(config, "data"), _get(config, "model")
     check_trainer(_get(config, "trainer"))
+    if stage == "predict":
+        check_predictions(_get(config, "prediction_writer"))
     check_model(model, _get(data, "image_size"))
     check_data(data, stage)
     if _get(model, "init_from"):

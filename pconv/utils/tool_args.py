@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,14 @@ VAL_FRACTION = 0.05
 DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SIDE = "127.0.0.1", 7860, 1024
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose mistakes end in one line, ``<prog>: <what is wrong>; see `<prog>
+    --help```, and exit code 2, like every other refusal of pconv (not the usage text)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def description(module: str, whole: bool = False) -> str:
     """The docstring of ``module`` (its first paragraph unless ``whole``), read, not imported.
 
@@ -51,9 +60,7 @@ def description(module: str, whole: bool = False) -> str:
 
 
 def inpaint() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pconv inpaint", description=description("pconv.inference")
-    )
+    parser = OneLineParser(prog="pconv inpaint", description=description("pconv.inference"))
     parser.add_argument("image", type=Path, help="an image file or a folder of images")
     parser.add_argument("mask", type=Path, help="its mask file, or a folder of masks by name")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file/folder")
@@ -73,9 +80,7 @@ def inpaint() -> argparse.ArgumentParser:
 
 
 def evaluate() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pconv evaluate", description=description("pconv.evaluation.cli")
-    )
+    parser = OneLineParser(prog="pconv evaluate", description=description("pconv.evaluation.cli"))
     parser.add_argument(
         "--ckpt", help="checkpoint of `pconv fit`, .safetensors, hf://user/name or https:// URL"
     )
@@ -135,7 +140,7 @@ def evaluate() -> argparse.ArgumentParser:
 
 
 def masks() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pconv masks", description=description("pconv.evaluation.mask_export")
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,11 +158,16 @@ def masks() -> argparse.ArgumentParser:
     export.add_argument(
         "--overwrite", action="store_true", help="replace an earlier export in the folder"
     )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="export even when the masks seem not to fit on the disk or in memory",
+    )
     return parser
 
 
 def prepare() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pconv prepare",
         description="Convert an image folder, file list or the sample photos into LitData "
         "shards that `data.source: shards` streams.",
@@ -181,12 +191,14 @@ def prepare() -> argparse.ArgumentParser:
 
 
 def params() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pconv params", description=description("pconv.nn.summary", whole=True)
     )
-    parser.add_argument("--levels", type=int, default=8, help="encoder levels (8 at 512)")
-    parser.add_argument("--size", type=int, default=512, help="input side in pixels")
-    parser.add_argument("--width-mult", type=float, default=1.0)
+    parser.add_argument("--levels", type=_positive, default=8, help="encoder levels (8 at 512)")
+    parser.add_argument("--size", type=_positive, default=512, help="input side in pixels")
+    parser.add_argument(
+        "--width-mult", type=_positive_float, default=1.0, help="channel width factor"
+    )
     return parser
 
 
@@ -204,8 +216,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
+    return value
+
+
 def app() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pconv app", description=description("pconv.app"))
+    parser = OneLineParser(prog="pconv app", description=description("pconv.app"))
     parser.add_argument("--ckpt", help="checkpoint written by `pconv fit` (none: baselines only)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 7860)")

@@ -21,6 +21,8 @@ _HOW_TO_GET_CHECKPOINTS = (
     "(best and last.ckpt)"
 )
 
+#: Characters of torch's account of a mismatched state_dict kept in the one line.
+_MAX_DETAIL_CHARS = 200
 #: The ``PConvUNet`` arguments: they fix the shapes of its weights and its function.
 ARCHITECTURE_KEYS = ("levels", "width_mult", "in_channels", "normalization", "ratio_eps")
 
@@ -30,13 +32,19 @@ def _torch_load_error(error: Exception) -> str:
     ``weights_only=False`` (which would let the file run code)."""
     text = str(error)
     marker = "WeightsUnpickler error: "
+    incomplete = "not a complete PyTorch file: empty, truncated or corrupt"
     if marker in text:
-        cause = text.split(marker, 1)[1].splitlines()[0]
+        cause = (text.split(marker, 1)[1].splitlines() or [""])[0].strip()
         if "Unsupported global" in cause:
-            return "it holds Python objects besides weights, which pconv never unpickles"
-        return cause
-    if isinstance(error, EOFError) or "zip archive" in text:
-        return "not a complete PyTorch file: empty, truncated or corrupt"
+            return (
+                "it is not a plain checkpoint: it holds Python objects besides weights, which "
+                "pconv never unpickles, as they could run code; if you trust its source, save "
+                "its weights alone with torch.save({'state_dict': "
+                "torch.load(PATH, weights_only=False)['state_dict']}, 'plain.ckpt')"
+            )
+        return cause or incomplete  # a truncated file can fail with no word at all
+    if isinstance(error, EOFError) or "zip archive" in text or not text.strip():
+        return incomplete
     return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no detail'}"
 
 
@@ -82,9 +90,15 @@ def load_state(net: nn.Module, state: dict[str, torch.Tensor], path) -> None:
     try:
         net.load_state_dict(state)
     except RuntimeError as error:
+        # torch's first line only says "Error(s) in loading state_dict for PConvUNet:"; the
+        # next names the first missing key or mismatched size.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "different weights"
+        if len(detail) > _MAX_DETAIL_CHARS:
+            detail = detail[:_MAX_DETAIL_CHARS] + " ..."
         raise CheckpointError(
             f"{path} holds a network of another architecture than the configured "
-            f"one (check model.net levels / width_mult): {str(error).splitlines()[0]}"
+            f"one (check model.net levels / width_mult): {detail}"
         ) from None
 
 

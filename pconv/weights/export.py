@@ -16,12 +16,13 @@ ONNX uses PyTorch's TorchScript-based exporter (the dynamo exporter needs ``onnx
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pconv.utils.tool_args import OneLineParser
 
 if TYPE_CHECKING:
     import torch
@@ -163,8 +164,28 @@ def default_output(spec: str, fmt: str, height: int, width: int) -> Path:
     return base.with_name(f"{stem}{sized}{FORMATS[fmt]}")
 
 
+def _format_of(suffix: str) -> str:
+    return next(name for name, known in FORMATS.items() if known == suffix)
+
+
+def _input_files(spec: str) -> list[Path]:
+    """The local files a weights spec reads: a checkpoint, a safetensors file and its JSON,
+    or the files of a folder."""
+    from pconv.weights.safetensors_pair import config_path
+
+    path = Path(spec)
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file()]
+    companion = [config_path(path)] if path.suffix == FORMATS["safetensors"] else []
+    return [p for p in (path, *companion) if p.is_file()]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and os.path.samefile(a, b)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Export a trained network as safetensors (safe to share), ONNX or TorchScript.",
     )
@@ -209,17 +230,39 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or default_output(args.ckpt, args.format, height, width)
     from pconv.weights.safetensors_pair import config_path
 
+    if output.suffix in FORMATS.values() and output.suffix != FORMATS[args.format]:
+        return fail(
+            f"-o {output} names a {_format_of(output.suffix)} file but --format is "
+            f"{args.format}; name it *{FORMATS[args.format]} or change --format"
+        )
     outputs = [output] + ([config_path(output)] if args.format == "safetensors" else [])
+    for path in outputs:
+        if path.is_dir():
+            return fail(f"-o {output}: {path} is a folder; give a file name, e.g. {path}/model")
+        if reading := next((i for i in _input_files(args.ckpt) if _same_file(path, i)), None):
+            return fail(
+                f"{path} is the input {reading}; it would be replaced by the export: choose "
+                "another -o (--overwrite never replaces an input)"
+            )
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.overwrite:
         return fail(f"{', '.join(existing)} exists; pass --overwrite to replace it")
 
+    from pconv.utils.memory import NET_BYTES_PER_PIXEL, check_fits, physical_memory
     from pconv.weights.errors import CheckpointError, WeightsUnavailableError
     from pconv.weights.load import load_network
 
     try:
         net = load_network(args.ckpt)
         net.check_size(height, width)
+        if args.format != "safetensors":  # traced: one forward pass at height × width
+            check_fits(
+                NET_BYTES_PER_PIXEL * net.width_mult * height * width,
+                physical_memory(),
+                f"tracing at {height}×{width}",
+                f"export at a smaller --size (ONNX still accepts any size later), e.g. "
+                f"{DEFAULT_SIZE}",
+            )
         EXPORTERS[args.format](net, output, height, width, args.composite)
     except (CheckpointError, WeightsUnavailableError, ValueError, OSError) as error:
         return fail(str(error))

@@ -49,10 +49,10 @@ def fetch_pretrained(
 
 def main(argv: list[str] | None = None) -> int:
     """``pconv weights [NAME ...] [--to PATH]``: fetch pretrained weights ahead of a run."""
-    import argparse
+    from pconv.utils.tool_args import OneLineParser
 
     prog = "pconv weights"
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Fetch the pretrained weights pconv uses into the torch cache "
         "($TORCH_HOME/hub/checkpoints), checking their hashes; run it where there is internet "
@@ -91,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.to is not None and len(names) != 1:
         return fail(f"--to names one file; give one NAME, not {', '.join(names)}")
+    if args.to is not None:
+        from pconv.utils.files import check_writable
+
+        folder = next(p for p in (args.to.parent, *args.to.parents) if p.exists())
+        try:  # before a download of hundreds of megabytes
+            check_writable(folder)
+        except OSError as error:
+            return fail(f"--to {args.to}: {error.strerror}; choose a writable folder")
     for name in names:
         try:
             if name in NAMED:
@@ -101,5 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(error))
         except WeightsUnavailableError as error:
             return fail(str(error), code=1)
+        except OSError as error:  # a cache folder that cannot be created or written
+            where = error.filename or args.to or "the torch cache"
+            return fail(
+                f"cannot store the {name} weights in {where} ({error.strerror or error}); set "
+                "TORCH_HOME to a writable folder or pass --to PATH"
+            )
         print(f"{prog}: {name}: {path}")
     return 0

@@ -19,7 +19,6 @@ network, the command says so in one line (exit code 2).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -27,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from pconv.utils.tool_args import OneLineParser
 
 PROG = "pconv push"
 CARD_FILE = "README.md"
@@ -265,7 +266,7 @@ def upload(folder: Path, repo_id: str, private: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG, description="Publish a trained network on the Hugging Face Hub."
     )
     parser.add_argument("--ckpt", help="checkpoint of `pconv fit` (or .safetensors, URL)")
@@ -302,12 +303,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         repo_id, revision = parse_repo(args.repo)
-    except CheckpointError as error:
-        return fail(str(error))
+    except CheckpointError:
+        return fail(f"--repo {args.repo} is not a hub repo id; give user/name")
     if revision:
         return fail(f"--repo {args.repo}: push to user/name, without @revision")
     if args.report is not None and not args.report.is_file():
         return fail(f"report {args.report} does not exist; write it with `pconv evaluate`")
+    if args.local_dir is not None and args.local_dir.exists() and not args.local_dir.is_dir():
+        return fail(f"--local-dir {args.local_dir} is a file; name a new or empty folder")
     if args.local_dir is not None and args.local_dir.exists() and any(args.local_dir.iterdir()):
         return fail(f"--local-dir {args.local_dir} is not empty; name a new or empty folder")
     if args.local_dir is None:

@@ -170,3 +170,11 @@ def test_reading_a_png_through_bytes_matches_pil(photo):
     buffer = io.BytesIO()
     Image.fromarray(photo).save(buffer, "PNG")
     assert np.array_equal(decode_image(memoryview(buffer.getvalue())), photo)
+
+
+def test_a_corrupt_png_is_named_once_without_opencvs_own_lines(tmp_path, capfd):
+    path = tmp_path / "c.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(UnreadableImageError, match="c.png"):
+        decode_image(path.read_bytes(), str(path))
+    assert capfd.readouterr().err == ""  # no "[ WARN] ... grfmt_png.cpp" from OpenCV

@@ -121,3 +121,30 @@ def test_an_output_that_is_a_file_is_refused(tree, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     argv = ["imagefolder", tree / "imagenet", "-o", tmp_path / "notes.txt", *WORKERS]
     assert_refused(main, argv, "notes.txt is a file; give -o a folder", capsys, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["folder", "{tree}/flat", "-o", "{tree}/flat"], "lies inside the source"),
+        (["folder", "{tree}/flat", "-o", "{tree}/flat/shards"], "lies inside the source"),
+        (["imagefolder", "{tree}/imagenet", "-o", "{tree}/imagenet/."], "lies inside the source"),
+        (["samples", "{tree}/flat", "-o", "{tree}/out"], "samples takes no root"),
+        (["folder", "{tree}/flat/p0.jpg", "-o", "{tree}/out"], "p0.jpg is a file, not a folder"),
+        (["filelist", "{tree}/flat/p0.jpg", "-o", "{tree}/out"], "p0.jpg is not text"),
+        (["filelist", "{tree}/flat", "-o", "{tree}/out"], "flat is a folder, not a file"),
+    ],
+)
+def test_sources_and_outputs_that_cannot_work_are_refused(tree, argv, message, capsys):
+    argv = [a.format(tree=tree) for a in [*argv, *WORKERS]]
+    assert_refused(main, argv, message, capsys, tree)
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tree, tmp_path, capsys):
+    out = tmp_path / "shards"
+    out.mkdir()
+    killed = out / ".train.0123abcd.partial"  # what SIGKILL mid-prepare leaves
+    killed.mkdir()
+    (killed / "chunk-0-0.bin").write_bytes(b"half a shard")
+    assert main(["imagefolder", str(tree / "imagenet"), "-o", str(out), *WORKERS]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["train", "val"]

@@ -9,8 +9,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from refusals import READ_ONLY
 
 from pconv.evaluation.cli import main
+from pconv.utils.lock import folder_lock
 
 SIZE = 32
 FAST = ["--size", str(SIZE), "--baselines", "mean", "--optional-metrics", "none"]
@@ -95,6 +97,11 @@ def masks_is_a_file(root):
     return ["--masks", str(root / "mask.png")]
 
 
+def single_image(root):
+    cv2.imwrite(str(root / "photo.png"), np.full((40, 40, 3), 128, np.uint8))
+    return ["--images", str(root / "photo.png")]
+
+
 def ckpt_is_a_folder(root):
     (root / "ckpts").mkdir()
     return ["--ckpt", str(root / "ckpts")]
@@ -113,6 +120,10 @@ def ckpt_is_a_folder(root):
         (existing_report, "already holds report.csv, examples.png; pass --overwrite"),
         (masks_is_a_file, "mask.png is a file; pass a folder of mask images"),
         (ckpt_is_a_folder, "ckpts is a folder with no model.safetensors"),
+        (lambda root: ["--device", "bogus"], "--device bogus is not a device name"),
+        (lambda root: ["--device", "cuda:99"], "--device cuda:99 cannot be used on this machine"),
+        (single_image, "photo.png is a single image; give a folder of images or a text file"),
+        (lambda root: ["-o", str(READ_ONLY / "report")], str(READ_ONLY / "report")),
     ],
     ids=[
         "size-0",
@@ -125,6 +136,10 @@ def ckpt_is_a_folder(root):
         "existing-report",
         "masks-file",
         "ckpt-folder",
+        "device-unknown",
+        "device-absent",
+        "images-single-file",
+        "output-read-only",
     ],
 )
 def test_mistakes_exit_2_with_one_line_and_leave_files_alone(make, message, tmp_path, capsys):
@@ -159,3 +174,29 @@ def test_a_published_network_is_shown_with_its_publishers_figures(tmp_path, monk
     expected = "reference for mmagic-places2: l1 8.776, psnr 22.762, ssim 0.801 (PConv, OpenMMLab"
     assert expected in printed and "Places365 val" in printed
     assert any(expected in note for note in json.loads((out / "report.json").read_text())["notes"])
+
+
+def test_a_second_evaluation_into_a_held_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    (tmp_path / "keep.txt").write_text("keep")
+    before = hashes(tmp_path)
+    with folder_lock(out):  # as a first `pconv evaluate` still running holds it
+        before = hashes(tmp_path)
+        assert main([*FAST, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is in use by another `pconv evaluate`" in err and err.count("\n") == 1
+        assert hashes(tmp_path) == before
+    assert main([*FAST, "-o", str(out)]) == 0  # released: the folder is free again
+
+
+def test_unreadable_images_are_counted_once(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in "ace":
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((40, 40, 3), ord(name), np.uint8))
+    (folder / "b.jpg").write_bytes(b"\xff\xd8 truncated")
+    (folder / "d.png").write_bytes(b"")
+    argv = [*FAST, "--per-bucket", "2", "--images", str(folder), "-o", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = "".join(capsys.readouterr().out.split("\n"))  # unwrapped
+    assert "2 unreadable image(s) of " in out and f"(e.g. {folder / 'b.jpg'}: " in out, out

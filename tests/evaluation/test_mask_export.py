@@ -6,10 +6,12 @@ import csv
 
 import cv2
 import numpy as np
-from refusals import assert_refused
+import pytest
+from refusals import assert_refused, digests
 
 from pconv.data.masks import eval_mask
-from pconv.evaluation.mask_export import main
+from pconv.evaluation.mask_export import file_names, main
+from pconv.evaluation.tracks import Track
 
 SIZE = 64
 
@@ -90,7 +92,8 @@ def test_overwrite_removes_the_previous_exports_masks_only(tmp_path):
     present = {p.name for p in out.iterdir()}
     assert present == listed | {"masks.csv", "contact_sheet.png", "notes.txt"}
     # A manifest naming a file outside the folder never removes it.
-    (out / "masks.csv").write_text("file,index\n../outside.png,0\n")
+    with open(out / "masks.csv", "a") as file:
+        file.write("../outside.png,0,x,x,x,0\n")
     assert export([out, "--per-bucket", 1, "--overwrite"]) == 0
     assert outside.read_bytes() == b"a user's file"
 
@@ -99,3 +102,59 @@ def test_overwrite_refuses_a_foreign_masks_csv(tmp_path, capsys):
     (tmp_path / "masks.csv").write_text("name,score\nholiday.png,3\n")
     argv = [tmp_path, "--per-bucket", 1, "--overwrite"]
     assert_refused(export, argv, "is not a masks.csv written by", capsys, tmp_path)
+
+
+def test_overwrite_never_replaces_a_users_file_named_like_a_mask(tmp_path, capsys):
+    # No masks.csv: nothing in the folder is an earlier export's.
+    (tmp_path / "0.01-0.1_border_0000.png").write_bytes(b"the user's picture")
+    argv = [tmp_path, "--per-bucket", 1, "--overwrite"]
+    assert_refused(export, argv, "0.01-0.1_border_0000.png) that no earlier", capsys, tmp_path)
+
+
+def test_file_names_are_those_written(tmp_path):
+    assert export([tmp_path, "--per-bucket", 2, "--track", "paper"]) == 0
+    written = {p.name for p in tmp_path.glob("*_*.png")} - {"contact_sheet.png"}
+    assert written == set(file_names("paper", 2))
+
+
+def test_an_interrupted_export_changes_nothing_and_the_next_cleans_up(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "masks"
+    assert export([out, "--per-bucket", 1]) == 0
+    before = digests(tmp_path)
+    real_mask, calls = Track.mask, []
+
+    def mask_then_ctrl_c(self, seed, index, size):
+        calls.append(index)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_mask(self, seed, index, size)
+
+    monkeypatch.setattr(Track, "mask", mask_then_ctrl_c)
+    capsys.readouterr()
+    assert export([out, "--per-bucket", 3, "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; nothing was written" in err, err
+    assert digests(tmp_path) == before  # no new masks, no staging folder left
+    monkeypatch.undo()
+    # A run killed with SIGKILL leaves its staging folder; the next export removes it.
+    killed = tmp_path / ".masks.0123abcd.partial"
+    killed.mkdir()
+    (killed / "0.01-0.1_border_0000.png").write_bytes(b"half an export")
+    assert export([out, "--per-bucket", 2, "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks"]
+    assert len(list(out.glob("*_000[01].png"))) == 24
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "100000", "--per-bucket", "1"], "a --size 100000 mask needs about"),
+        (["--per-bucket", "1000000000"], "(12,000,000,000 masks of 64×64)"),
+    ],
+)
+def test_sizes_and_counts_the_machine_cannot_hold_are_refused(tmp_path, capsys, argv, message):
+    (tmp_path / "keep.txt").write_text("keep")
+    out = ["-o", tmp_path / "masks", *argv]
+    assert_refused(main, ["export", "--size", SIZE, *out], message, capsys, tmp_path)

@@ -90,8 +90,11 @@ def test_optimizer_groups_exclude_vgg_and_isolate_encoder_bn():
 def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
     # The NaN enters at step 3 and is found at the check after step 4 (every 5 steps).
     module = tiny_module(nan_check_every=5)
-    with pytest.raises(NonFiniteLossError, match=r"step 3 .*valid"):
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*valid") as stop:
         cpu_trainer(tmp_path, 8).fit(module, batches(8, nan_at=3))
+    # No checkpoint was written before the NaN: no advice to resume from one.
+    assert "start again (no checkpoint yet)" in str(stop.value)
+    assert "resume" not in str(stop.value) and not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_predict_keeps_valid_pixels_and_passes_index():

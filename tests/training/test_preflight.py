@@ -80,6 +80,8 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
     [
         (["--model.optimizer.init_args.lr=-1"], "model.optimizer.init_args.lr=-1.0"),
         (["--model.optimizer.init_args.lr=1e400"], "model.optimizer.init_args.lr=inf"),
+        (["--model.optimizer.init_args.lr=inf"], "lr=inf is not a usable number"),
+        (["--model.optimizer.init_args.lr=nan"], "lr=nan is not a usable number"),
         (["--data.batch_size=0"], "data.batch_size"),
         (["--data.num_workers=-1"], "data.num_workers"),
         (["--data.image_size=-64"], "data.image_size"),
@@ -97,6 +99,8 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
         (["--data.train_crop_scale=[2,1]"], "data.train_crop_scale"),
         (["--data.train_crop_scale=[0.5,0.1]"], "[0.5, 0.1] runs from high to low"),
         (["--trainer.logger=false"], "LearningRateMonitor but trainer.logger is false"),
+        (["--trainer.accelerator=bogus"], "trainer.accelerator=bogus is not an accelerator"),
+        (["--trainer.accelerator=tpu"], "trainer.accelerator=tpu: this machine has no such"),
     ],
 )
 def test_bad_value_gets_one_line(workspace, capsys, args, expected):
@@ -136,6 +140,12 @@ def test_shards_fewer_than_a_batch(workspace, capsys):
         "--data.batch_size=4",
     )
     assert "data.batch_size=4 is more than the 3 images" in line
+
+
+def test_empty_mask_dir(workspace, capsys):
+    (workspace / "empty").mkdir()
+    line = fails_with_one_line(workspace, capsys, f"--data.mask_dir={workspace / 'empty'}")
+    assert "holds no image files; put mask PNGs" in line and "first 0" not in line
 
 
 def test_mask_dir_of_corrupt_masks(workspace, capsys):
@@ -220,3 +230,14 @@ def test_folder_source_without_val_root_is_refused_for_training(workspace, capsy
         f"--data.val_root={workspace / 'no-such-val'}",
     )
     assert "data.val_root" in line and "no-such-val" in line
+
+
+def test_predict_never_overwrites_earlier_predictions(workspace, capsys):
+    out = workspace / "predictions"
+    out.mkdir()
+    (out / "000000.png").write_bytes(b"yesterday's prediction")
+    line = fails_with_one_line(
+        workspace, capsys, f"--prediction_writer.output_dir={out}", subcommand="predict"
+    )
+    assert "already holds 1 prediction(s) (000000.png)" in line
+    assert "--prediction_writer.overwrite=true" in line

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from refusals import READ_ONLY, assert_refused
 
 from pconv.weights import load_network
 from pconv.weights.export import export_onnx, export_torchscript, main
@@ -84,3 +85,82 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
     assert "does not exist" in capsys.readouterr().err
     assert main(["--format", "torchscript"]) == 2
     assert "checkpoint is needed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda path: path.write_bytes(Path(path).with_name("c.ckpt").read_bytes()[:3000]),
+         "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
+        (lambda path: path.write_bytes(b"garbage bytes, not a checkpoint"),  # torch: no reason
+         "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
+        (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
+         'another architecture than the configured one (check model.net levels / width_mult): '
+         'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
+        (lambda path: torch.save({"payload": Payload(path.with_name("ran"))}, path),
+         "it is not a plain checkpoint: it holds Python objects besides weights"),
+    ],
+    ids=["truncated", "garbage", "other-architecture", "pickle-payload"],
+)  # fmt: skip
+def test_a_bad_checkpoint_is_explained(user_folder, content, message, capsys):
+    content(user_folder / "bad.ckpt")
+    argv = ["--ckpt", user_folder / "bad.ckpt", "-o", user_folder / "bad.onnx"]
+    err = assert_refused(main, argv, message, capsys, user_folder)
+    assert "Re-running torch.load" not in err and not (user_folder / "ran").exists()
+
+
+class Payload:
+    """Unpickling this would run code: it would create the file ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@pytest.fixture()
+def user_folder(tiny_checkpoint, tmp_path):
+    """c.ckpt and c2.json (a checkpoint under an odd name) and a folder named like a model."""
+    import shutil
+
+    shutil.copy(tiny_checkpoint, tmp_path / "c.ckpt")
+    shutil.copy(tiny_checkpoint, tmp_path / "c2.json")
+    (tmp_path / "folder.onnx").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # The output is the input: refused even with --overwrite, for every format.
+        (["--ckpt", "c.ckpt", "--format", "safetensors", "-o", "c.ckpt", "--overwrite"],
+         "c.ckpt is the input"),
+        (["--ckpt", "c.ckpt", "--format", "onnx", "-o", "c.ckpt", "--overwrite"],
+         "c.ckpt is the input"),
+        (["--ckpt", "c.ckpt", "--format", "torchscript", "-o", "c.ckpt", "--overwrite"],
+         "c.ckpt is the input"),
+        (["--ckpt", "c.ckpt", "--format", "onnx", "-o", "c.ckpt"], "--overwrite never replaces"),
+        # The safetensors' companion JSON would replace the input checkpoint c2.json.
+        (["--ckpt", "c2.json", "--format", "safetensors", "-o", "c2.safetensors",
+          "--overwrite"], "c2.json is the input"),
+        (["--ckpt", "c.ckpt", "-o", "folder.onnx"], "folder.onnx is a folder; give a file"),
+        (["--ckpt", "c.ckpt", "--format", "safetensors", "-o", "w.onnx"],
+         "names a onnx file but --format is safetensors"),
+        (["--ckpt", "c.ckpt", "--format", "torchscript", "--size", "100000"],
+         "tracing at 100000×100000 needs about"),
+    ],
+)  # fmt: skip
+def test_export_never_replaces_its_input_nor_allocates_the_impossible(
+    user_folder, argv, message, capsys, monkeypatch
+):
+    monkeypatch.chdir(user_folder)
+    assert_refused(main, argv, message, capsys, user_folder)
+
+
+def test_a_read_only_output_is_named_not_the_temporary_file(user_folder, capsys):
+    out = READ_ONLY / "m.onnx"
+    assert main(["--ckpt", str(user_folder / "c.ckpt"), "--size", "32", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {out}: Permission denied" in err and ".m.onnx." not in err, err
+    assert err.count("\n") == 1

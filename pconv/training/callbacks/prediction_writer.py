@@ -14,11 +14,15 @@ from torchvision.utils import save_image
 class PredictionWriter(BasePredictionWriter):
     """Writes each predicted composite (N×3×H×W in [0, 1]) to ``output_dir/<index>.png``,
     ``index`` being the item's index in the evaluation set (6 digits), as batches finish.
-    The Lightning progress bar shows the progress."""
+    The Lightning progress bar shows the progress.
 
-    def __init__(self, output_dir: str = "predictions") -> None:
+    A folder holding predictions already is refused before the run
+    (:func:`pconv.training.preflight.check_predictions`) unless ``overwrite``."""
+
+    def __init__(self, output_dir: str = "predictions", overwrite: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
+        self.overwrite = overwrite
 
     def write_on_batch_end(
         self,

@@ -1,0 +1,48 @@
+"""Folder locks: one command at a time writes into a folder.
+
+:func:`folder_lock` holds an exclusive ``fcntl.flock`` on the folder itself (no lock file is
+left among the user's files), so a second command that wants the folder is refused at once,
+and a process that dies, even by SIGKILL, releases it with its file descriptors.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class FolderBusyError(OSError):
+    """Another process holds the folder; the message is the one line shown."""
+
+
+def try_lock(folder: str | os.PathLike) -> int | None:
+    """An open descriptor of ``folder`` holding its exclusive lock, or None when another
+    process holds it. Closing the descriptor releases the lock."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "another pconv command") -> Iterator[Path]:
+    """Hold ``folder`` (created if missing) for the block; :class:`FolderBusyError` when
+    ``what`` holds it already."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = try_lock(folder)
+    if descriptor is None:
+        raise FolderBusyError(
+            f"{folder} is in use by {what} (still running); wait for it to finish or choose "
+            "another folder"
+        )
+    try:
+        yield folder
+    finally:
+        os.close(descriptor)
