@@ -157,7 +157,13 @@ def test_mask_dir_of_corrupt_masks(workspace, capsys):
 
 def test_corrupt_vgg_weights(workspace, capsys):
     vgg = corrupt_file(workspace / "vgg16.pth")
-    line = fails_with_one_line(workspace, capsys, f"--model.loss.init_args.vgg_weights={vgg}")
+    # The demo's perceptual and style weights are 0, so no VGG is built unless one is asked for.
+    line = fails_with_one_line(
+        workspace,
+        capsys,
+        f"--model.loss.init_args.vgg_weights={vgg}",
+        "--model.loss.init_args.perceptual_weight=0.05",
+    )
     assert f"VGG-16 weights file {vgg} is unreadable" in line
 
 
