@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# File-index caches of the tests' image folders go to a throw-away folder, not ~/.cache.
+os.environ.setdefault("PCONV_CACHE_DIR", tempfile.mkdtemp(prefix="pconv-test-cache-"))
 
 import cv2
 import numpy as np
