@@ -13,7 +13,12 @@ DataLoader workers that each look up ``--lookups`` random paths and run one full
 collection (what a long-running worker's collector eventually does), and reports each
 worker's private memory: the pages it copied from its parent. Writes ``results/index.json``.
 
+With a text file instead of a folder (``imagenet_tree.py --layout filelist``'s ``train.txt``)
+the variants are ``paths`` (the old ``file_list``: a ``Path`` per line) and ``index``
+(:func:`pconv.data.images.file_list`, parsed into a file index; lists have no disk cache).
+
     python experiments/benchmarks/bench_index.py TREE/train [--lookups 2000]
+    python experiments/benchmarks/bench_index.py TREE/train.txt
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from harness import KIB_PER_MIB, current_rss_mib, print_table, run_worker, write_result
 
 VARIANTS = ("paths", "index cold", "index warm")
+LIST_VARIANTS = ("paths", "index")
 WORKERS = 2
 
 
@@ -65,12 +71,17 @@ def worker(tree: str, variant: str, lookups: int) -> dict:
     from torch.utils.data import DataLoader
 
     from pconv.data.file_index import scan_folder
-    from pconv.data.images import IMAGE_EXTENSIONS
+    from pconv.data.images import IMAGE_EXTENSIONS, file_list
 
     torch.set_num_threads(1)
     before = current_rss_mib()
     start = time.perf_counter()
-    if variant == "paths":
+    if Path(tree).is_file() and variant == "paths":
+        lines = (line.strip() for line in Path(tree).read_text().splitlines())
+        paths = [Path(tree).parent / line for line in lines if line and not line.startswith("#")]
+    elif Path(tree).is_file():
+        paths = file_list(tree).paths
+    elif variant == "paths":
         paths = sorted(
             Path(folder, name)
             for folder, _, names in os.walk(tree, followlinks=True)
@@ -97,7 +108,7 @@ def worker(tree: str, variant: str, lookups: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tree", help="a folder of images, e.g. imagenet_tree.py's ROOT/train")
+    parser.add_argument("tree", help="a folder of images (ROOT/train) or a list (ROOT/train.txt)")
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,7 +120,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results = {}
     try:
-        for variant in VARIANTS:
+        for variant in LIST_VARIANTS if Path(args.tree).is_file() else VARIANTS:
             results[variant] = run_worker(
                 Path(__file__), [variant, args.tree, "--lookups", str(args.lookups)]
             )
