@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# File-index caches of the tests' image folders go to a throw-away folder, not ~/.cache.
+if "PCONV_CACHE_DIR" not in os.environ:
+    os.environ["PCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="pconv-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PCONV_CACHE_DIR"], ignore_errors=True)
 
 import cv2
 import numpy as np

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pconv.data.file_index import FileIndex, scan_folder, walk_files
+
 #: File name endings scanned for in image folders (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
 #: Reduced JPEG decoding factors OpenCV offers, largest first, with their flags.
@@ -169,10 +171,14 @@ class ImageSource(Protocol):
 
 
 class FileImageSource:
-    """Images read from a list of file paths (see :func:`read_image`)."""
+    """Images read from a list of file paths (see :func:`read_image`).
 
-    def __init__(self, paths: Sequence[str | os.PathLike], description: str) -> None:
-        self.paths = [Path(path) for path in paths]
+    ``paths`` is a :class:`~pconv.data.file_index.FileIndex` (what the folder and list
+    sources build: two arrays, so forked DataLoader workers copy nothing) or any sequence.
+    """
+
+    def __init__(self, paths: FileIndex | Sequence[str | os.PathLike], description: str) -> None:
+        self.paths = paths
         self.description = description
 
     def __len__(self) -> int:
@@ -182,28 +188,26 @@ class FileImageSource:
         return f"{type(self).__name__}({self.description}, {len(self)} images)"
 
     def name(self, index: int) -> str:
-        return str(self.paths[index])
+        return os.fspath(self.paths[index])
 
     def load(self, index: int, min_size: int | None = None) -> np.ndarray:
         return read_image(self.paths[index], min_size)
 
 
 def scan_images(root: str | os.PathLike) -> list[Path]:
-    """All image files under ``root`` (recursive, following :data:`IMAGE_EXTENSIONS`), sorted.
+    """All image files under ``root`` (recursive, following :data:`IMAGE_EXTENSIONS`), sorted
+    by path components (:func:`~pconv.data.file_index.walk_files`).
 
-    Sorting makes the order, and so every index, the same on every rank.
+    Sorting makes the order, and so every index, the same on every rank. For mask folders and
+    other small trees; image sources use the cached, array-held :func:`image_folder`.
     """
-    found = []
-    for directory, _, files in os.walk(root, followlinks=True):
-        found.extend(
-            Path(directory, file) for file in files if file.lower().endswith(IMAGE_EXTENSIONS)
-        )
-    return sorted(found)
+    return [Path(root, name) for name in walk_files(root, IMAGE_EXTENSIONS)[0]]
 
 
 def image_folder(root: str | os.PathLike, split: str | None = None) -> FileImageSource:
     """Images under ``root/split`` (ImageNet ``train/<wnid>/*.JPEG``, any ImageFolder) or,
     with ``split=None``, under ``root`` itself (a flat folder such as Places2 or CelebA-HQ).
+    The listing is cached (:func:`~pconv.data.file_index.scan_folder`).
     """
     folder = Path(root, split) if split else Path(root)
     if not folder.is_dir():
@@ -212,8 +216,8 @@ def image_folder(root: str | os.PathLike, split: str | None = None) -> FileImage
             f"image folder {folder} {state}; set `root` to a folder of images"
             + (f" containing a '{split}' sub-folder" if split else "")
         )
-    paths = scan_images(folder)
-    if not paths:
+    paths = scan_folder(folder, IMAGE_EXTENSIONS)
+    if not len(paths):
         raise DataSourceError(
             f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}; "
             "put images there or point `root` at the folder that holds them"
@@ -240,8 +244,9 @@ def file_list(list_path: str | os.PathLike) -> FileImageSource:
             "one image path per line, or to a folder of images"
         ) from None
     lines = (line.strip() for line in text.splitlines())
-    paths = [list_path.parent / line for line in lines if line and not line.startswith("#")]
-    if not paths:
+    names = (line for line in lines if line and not line.startswith("#"))
+    paths = FileIndex.from_names(list_path.parent, names)
+    if not len(paths):
         raise DataSourceError(f"file list {list_path} names no images; add one path per line")
     return FileImageSource(paths, str(list_path))
 

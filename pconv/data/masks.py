@@ -14,8 +14,10 @@ paper's buckets and the holes onto or away from the image border.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -67,6 +69,23 @@ def _uniform_int(u: np.ndarray, low: int, high: int) -> np.ndarray:
     return low + np.minimum((u * (high - low + 1)).astype(np.int64), high - low)
 
 
+@dataclass(frozen=True)
+class StrokeShapes:
+    """What a batch of strokes is, before it is placed and scaled on a canvas.
+
+    ``u``: the (count, columns) uniforms they come from; ``vertices``: points per stroke;
+    ``widths``: brush widths at the reference size (count,); ``directions``: (count, segments,
+    2) unit cos, sin of each segment; ``lengths``: (count, segments) at the reference size,
+    0 past a stroke's last vertex.
+    """
+
+    u: np.ndarray
+    vertices: list[int]
+    widths: np.ndarray
+    directions: np.ndarray
+    lengths: np.ndarray
+
+
 class StrokeMaskGenerator:
     """Random brush-stroke masks: ``gen(rng, height, width) -> H×W uint8``, 1 valid, 0 hole.
 
@@ -93,7 +112,8 @@ class StrokeMaskGenerator:
         reference_size: the image side the lengths above are given for.
         hole_range: (low, high) hole ratios. When set, each mask aims at a ratio drawn
             uniformly in (low, high] and strokes are added one at a time until it lands
-            there (:func:`steered_mask`), so every part of the range gets its share;
+            near it, inside the paper bucket of that ratio (:func:`steered_mask`,
+            :func:`bucket_cell`), so every bucket gets exactly its width's share;
             ``min_strokes``/``max_strokes`` are then unused and shapes are not allowed.
     """
 
@@ -153,7 +173,13 @@ class StrokeMaskGenerator:
     def __call__(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A fresh H×W uint8 mask (1 valid, 0 hole)."""
         if self.hole_range is not None:
-            return steered_mask(self, rng, height, width, *self.hole_range)
+            low, high = self.hole_range
+            target = high - rng.random() * (high - low)  # uniform in (low, high]
+            # A mask lands just past its window's lower end, so a window across a bucket edge
+            # would hand the upper bucket's share down: keep each mask in its target's bucket.
+            cell_low, cell_high = bucket_cell(target, low, high)
+            window = TARGET_WINDOW * (high - low) / 2
+            return steered_mask(self, rng, height, width, cell_low, cell_high, None, target, window)
         while True:
             mask = self._draw(rng, height, width)
             if self.max_hole_ratio is None or hole_ratio(mask) <= self.max_hole_ratio:
@@ -179,6 +205,65 @@ class StrokeMaskGenerator:
     def _scale(self, mask: np.ndarray) -> float:
         return min(mask.shape) / self.reference_size
 
+    @property
+    def stroke_columns(self) -> int:
+        """Uniforms one stroke takes: start (2), vertices, width, then a turn and a length per
+        segment."""
+        return 4 + 2 * (self.max_vertices - 1)
+
+    def stroke_shapes(self, u: np.ndarray) -> StrokeShapes:
+        """The parts of the strokes of uniforms ``u`` (count, :attr:`stroke_columns`) that do
+        not depend on the canvas: see :class:`StrokeShapes`."""
+        segments = self.max_vertices - 1
+        n_vertices = _uniform_int(u[:, 2], self.min_vertices, self.max_vertices)
+        turns = (2 * u[:, 4 : 4 + segments] - 1) * self.max_turn
+        # The first "turn" is the stroke's initial direction, uniform over the circle.
+        turns[:, 0] = u[:, 4] * 2 * math.pi
+        angles = np.cumsum(turns, axis=1)
+        lengths = self.min_length + u[:, 4 + segments :] * (self.max_length - self.min_length)
+        # Segments past a stroke's last vertex have length 0: its last point repeats.
+        lengths *= np.arange(segments) < (n_vertices - 1)[:, None]
+        return StrokeShapes(
+            u=u,
+            vertices=n_vertices.tolist(),
+            widths=self.min_width + u[:, 3] * (self.max_width - self.min_width),
+            directions=np.stack([np.cos(angles), np.sin(angles)], axis=2),
+            lengths=lengths,
+        )
+
+    def stroke_geometry(
+        self,
+        shapes: StrokeShapes,
+        height: int,
+        width: int,
+        size_factor: float = 1.0,
+        start_on_border: bool = False,
+    ) -> tuple[np.ndarray, list[int]]:
+        """``shapes`` placed on a ``height``×``width`` canvas: ``(points, widths)``.
+
+        ``points`` is (count, max_vertices, 2) int32 x, y; stroke ``i`` uses its first
+        ``shapes.vertices[i]`` points. ``widths`` are brush widths in pixels.
+        ``size_factor`` multiplies widths and lengths (used to steer the hole ratio);
+        ``start_on_border`` starts every stroke on a random point of the border.
+        """
+        u = shapes.u
+        scale = min(height, width) / self.reference_size * size_factor
+        if start_on_border:
+            starts = _border_points(u[:, 0], u[:, 1], height, width)
+        else:
+            starts = np.stack([u[:, 0] * width, u[:, 1] * height], axis=1)
+        brush = np.maximum(1, np.rint(shapes.widths * scale)).astype(np.int64)
+        steps = shapes.directions * (shapes.lengths * scale)[:, :, None]
+        if self.clip_strokes:
+            points = np.empty((len(u), steps.shape[1] + 1, 2))
+            points[:, 0] = starts
+            for k in range(steps.shape[1]):  # each end clipped before the next segment starts
+                points[:, k + 1] = np.clip(points[:, k] + steps[:, k], 0, (width - 1, height - 1))
+        else:
+            points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
+        # Python ints: indexing with numpy scalars costs more than drawing a short stroke.
+        return np.rint(points).astype(np.int32), brush.tolist()
+
     def draw_strokes(
         self,
         mask: np.ndarray,
@@ -187,44 +272,16 @@ class StrokeMaskGenerator:
         size_factor: float = 1.0,
         start_on_border: bool = False,
     ) -> None:
-        """Draw ``count`` strokes into ``mask`` in place.
+        """Draw ``count`` strokes into ``mask`` in place (see :meth:`stroke_geometry`).
 
-        ``size_factor`` multiplies widths and lengths (used to steer the hole ratio);
-        ``start_on_border`` starts every stroke on a random point of the image border.
         All random numbers of a call come from one ``rng.random`` draw: per-call overhead,
         not rasterisation, dominates small strokes.
         """
         if count == 0:
             return
-        height, width = mask.shape
-        scale = self._scale(mask) * size_factor
-        segments = self.max_vertices - 1
-        u = rng.random((count, 4 + 2 * segments))
-        if start_on_border:
-            starts = _border_points(u[:, 0], u[:, 1], height, width)
-        else:
-            starts = np.stack([u[:, 0] * width, u[:, 1] * height], axis=1)
-        n_vertices = _uniform_int(u[:, 2], self.min_vertices, self.max_vertices)
-        brush = np.maximum(
-            1, np.rint((self.min_width + u[:, 3] * (self.max_width - self.min_width)) * scale)
-        ).astype(np.int64)
-        turns = (2 * u[:, 4 : 4 + segments] - 1) * self.max_turn
-        # The first "turn" is the stroke's initial direction, uniform over the circle.
-        turns[:, 0] = u[:, 4] * 2 * math.pi
-        angles = np.cumsum(turns, axis=1)
-        lengths = self.min_length + u[:, 4 + segments :] * (self.max_length - self.min_length)
-        lengths *= scale * (np.arange(segments) < (n_vertices - 1)[:, None])
-        steps = np.stack([np.cos(angles) * lengths, np.sin(angles) * lengths], axis=2)
-        if self.clip_strokes:
-            points = np.empty((count, segments + 1, 2))
-            points[:, 0] = starts
-            for k in range(segments):  # each end clipped before the next segment starts
-                points[:, k + 1] = np.clip(points[:, k] + steps[:, k], 0, (width - 1, height - 1))
-        else:
-            points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
-        points = np.rint(points).astype(np.int32)
-        # Python ints: indexing with numpy scalars costs more than drawing a short stroke.
-        for stroke, n, w in zip(points, n_vertices.tolist(), brush.tolist(), strict=True):
+        shapes = self.stroke_shapes(rng.random((count, self.stroke_columns)))
+        points, widths = self.stroke_geometry(shapes, *mask.shape, size_factor, start_on_border)
+        for stroke, n, w in zip(points, shapes.vertices, widths, strict=True):
             cv2.polylines(mask, [stroke[:n]], False, HOLE, w)
 
     def draw_shapes(
@@ -358,6 +415,8 @@ OVERSHOOT_SHRINK = 0.5
 MIN_SIZE_FACTOR = 1 / 64
 #: The golden ratio's fractional part: multiples of it, mod 1, fill [0, 1) evenly.
 GOLDEN = (math.sqrt(5) - 1) / 2
+#: The paper buckets' edges, ascending.
+_BUCKET_EDGES = sorted({edge for bucket in BUCKETS for edge in bucket})
 #: Tags the random stream of :func:`eval_mask`'s target offsets.
 _TARGET_STREAM = 13
 #: Bounds that keep :func:`bucketed_mask` finite.
@@ -365,6 +424,57 @@ MAX_STROKES_PER_ATTEMPT = 2000
 MAX_ATTEMPTS = 20
 #: Strokes in a row that add no hole pixel: the canvas is saturated, start over.
 MAX_STALLED_STROKES = 50
+
+
+#: Strokes taken from the random stream at once while steering: about what a mask needs.
+STROKE_BLOCK = 16
+#: Pixels beyond half the brush width that OpenCV's round stroke ends may cover.
+BOX_PAD = 2
+
+
+class _StrokeFeed:
+    """The strokes of one steered mask, one at a time, each with the box it can change.
+
+    Per-call numpy overhead, not drawing, dominates a one-stroke :meth:`draw_strokes` call,
+    so uniforms come from ``rng`` ``STROKE_BLOCK`` strokes at a time, their shapes are
+    computed once per block and their placement once per block and size factor. Row k of a
+    block holds the uniforms the k-th one-stroke ``rng.random`` draw would get, so masks are
+    those of drawing strokes one by one.
+    """
+
+    def __init__(
+        self, generator: StrokeMaskGenerator, rng: np.random.Generator, height: int, width: int
+    ) -> None:
+        self.generator, self.rng, self.height, self.width = generator, rng, height, width
+        self.row = self.rows = 0
+        self.key: tuple[float, bool] | None = None
+
+    def next(
+        self, size_factor: float, on_border: bool
+    ) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
+        """The next stroke: ``(points, brush width, (x0, y0, x1, y1))``, the box clipped to
+        the canvas and holding every pixel the stroke can cover."""
+        if self.row == self.rows:
+            u = self.rng.random((STROKE_BLOCK, self.generator.stroke_columns))
+            self.shapes = self.generator.stroke_shapes(u)
+            self.row, self.rows, self.key = 0, STROKE_BLOCK, None
+        if self.key != (size_factor, on_border):
+            self.points, self.widths = self.generator.stroke_geometry(
+                self.shapes, self.height, self.width, size_factor, on_border
+            )
+            self.key = (size_factor, on_border)
+        row, self.row = self.row, self.row + 1
+        stroke = self.points[row, : self.shapes.vertices[row]]
+        brush = self.widths[row]
+        x, y, w, h = cv2.boundingRect(stroke)
+        pad = brush // 2 + BOX_PAD
+        box = (
+            max(x - pad, 0),
+            max(y - pad, 0),
+            min(x + w + pad, self.width),
+            min(y + h + pad, self.height),
+        )
+        return stroke, brush, box
 
 
 class MaskGenerationError(RuntimeError):
@@ -400,45 +510,65 @@ def steered_mask(
     high: float,
     border: bool | None = None,
     target: float | None = None,
+    half_window: float | None = None,
 ) -> np.ndarray:
     """An H×W uint8 mask of ``generator``'s strokes whose hole ratio lies in (low, high].
 
     The mask aims at ``target`` (default: drawn uniformly in (low, high]) and lands within
-    ``TARGET_WINDOW`` of the range's width around it (clipped to the range), so ratios spread
+    ``half_window`` of it (default: ``TARGET_WINDOW`` of the range's width over 2; the window
+    is clipped to the range), so ratios spread
     over the whole range instead of piling up at its lower edge. Strokes are added one at a
     time until the ratio passes the window's lower end; a stroke that overshoots its upper
-    end is erased and retried smaller. ``border`` True/False: a hole must / must not touch
-    the image border (see :func:`bucketed_mask`); None: either. The loop is bounded
-    (``MAX_ATTEMPTS`` × ``MAX_STROKES_PER_ATTEMPT``) and raises :class:`MaskGenerationError`.
+    end is erased and retried smaller; only the pixels of a stroke's box are counted and
+    restored. ``border`` True/False: a hole must / must not touch the image border (see
+    :func:`bucketed_mask`); None: either. The loop is bounded (``MAX_ATTEMPTS`` ×
+    ``MAX_STROKES_PER_ATTEMPT``) and raises :class:`MaskGenerationError`.
     """
     if target is None:
         target = high - rng.random() * (high - low)  # uniform in (low, high]
-    half_window = TARGET_WINDOW * (high - low) / 2
+    if half_window is None:
+        half_window = TARGET_WINDOW * (high - low) / 2
     floor, ceiling = max(low, target - half_window), min(high, target + half_window)
     margin = 0 if border is not False else max(1, round(min(height, width) * NO_BORDER_MARGIN))
+    size = height * width
+    feed = _StrokeFeed(generator, rng, max(0, height - 2 * margin), max(0, width - 2 * margin))
     for _ in range(MAX_ATTEMPTS):
         mask = np.full((height, width), VALID, np.uint8)
         # Strokes drawn into this view cannot reach the margin: OpenCV clips to the view.
         canvas = mask[margin : height - margin, margin : width - margin]
-        ratio, size_factor, on_border, stalled = 0.0, 1.0, bool(border), 0
+        valid, ratio, size_factor, on_border, stalled = size, 0.0, 1.0, bool(border), 0
         for _ in range(MAX_STROKES_PER_ATTEMPT):
             if ratio > floor or size_factor < MIN_SIZE_FACTOR or stalled > MAX_STALLED_STROKES:
                 break
-            before = canvas.copy()
-            generator.draw_strokes(canvas, rng, 1, size_factor, start_on_border=on_border)
-            new_ratio = hole_ratio(mask)
+            stroke, brush, (x0, y0, x1, y1) = feed.next(size_factor, on_border)
+            # A stroke changes pixels inside its box only: count and undo just those.
+            region = canvas[y0:y1, x0:x1]
+            before = region.copy()
+            region_valid = cv2.countNonZero(region)
+            cv2.polylines(canvas, [stroke], False, HOLE, brush)
+            new_valid = valid - (region_valid - cv2.countNonZero(region))
+            new_ratio = 1.0 - new_valid / size  # the arithmetic of hole_ratio(mask)
             if new_ratio > ceiling:
-                canvas[...] = before
+                region[...] = before
                 size_factor *= OVERSHOOT_SHRINK
             else:
-                stalled = stalled + 1 if new_ratio == ratio else 0
-                ratio, on_border = new_ratio, False
+                stalled = stalled + 1 if new_valid == valid else 0
+                valid, ratio, on_border = new_valid, new_ratio, False
         if floor < ratio <= ceiling and border in (None, touches_border(mask)):
             return mask
     raise MaskGenerationError(
         f"no mask with hole ratio in ({low}, {high}] and border={border} at {height}x{width} "
         f"after {MAX_ATTEMPTS} attempts with {generator!r}"
     )
+
+
+def bucket_cell(ratio: float, low: float, high: float) -> tuple[float, float]:
+    """The part of (low, high] inside the paper bucket holding ``ratio`` (or between the
+    buckets' outer edges and ``low``/``high``, for ratios outside them)."""
+    index = bisect.bisect_left(_BUCKET_EDGES, ratio)  # _BUCKET_EDGES[index - 1] < ratio
+    cell_low = max(low, _BUCKET_EDGES[index - 1]) if index > 0 else low
+    cell_high = min(high, _BUCKET_EDGES[index]) if index < len(_BUCKET_EDGES) else high
+    return cell_low, cell_high
 
 
 def eval_mask(

@@ -1,0 +1,183 @@
+"""pconv.data.file_index: folder listings held as arrays and cached on disk, rescanned
+whenever the tree changed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pconv.data import file_index
+from pconv.data.file_index import FileIndex, cache_folder, scan_folder
+from pconv.data.images import IMAGE_EXTENSIONS, file_list, image_folder
+
+#: Far enough in the past for the racy-folder rule: a tree older than this is trusted.
+OLD = time.time() - 3600
+
+
+def literal_listing(root: Path) -> list[str]:
+    """The listing as the pre-index code built it: os.walk, then sorted Path objects."""
+    found = [
+        Path(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
+    return [str(path) for path in sorted(found)]
+
+
+def make_tree(root: Path, files: list[str]) -> None:
+    """Empty files at ``files`` (relative names), every folder dated an hour back."""
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    age_folders(root)
+
+
+def age_folders(root: Path) -> None:
+    for folder, _, _ in os.walk(root):
+        os.utime(folder, (OLD, OLD))
+
+
+def listing(index: FileIndex) -> list[str]:
+    return [index[i] for i in range(len(index))]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv(file_index.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "file-index"
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    root = tmp_path / "tree"
+    make_tree(
+        root,
+        ["b/2.JPEG", "b/10.JPEG", "a-c/x.png", "a/z.jpg", "a/sub/y.JPG", "a.jpg", "notes.txt"],
+    )
+    return root
+
+
+@pytest.fixture
+def count_scans(monkeypatch) -> list[str]:
+    """Every folder os.scandir lists from now on."""
+    listed = []
+    real = os.scandir
+
+    def spy(path="."):
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(file_index.os, "scandir", spy)
+    return listed
+
+
+def test_listing_matches_the_sorted_paths_of_os_walk(tree, cache):
+    index = scan_folder(tree, IMAGE_EXTENSIONS)
+    assert listing(index) == literal_listing(tree)
+    # Path order compares components: "a" < "a-c" < "a.jpg", and "10" < "2".
+    expected = ["a/sub/y.JPG", "a/z.jpg", "a-c/x.png", "a.jpg", "b/10.JPEG", "b/2.JPEG"]
+    assert listing(index) == [str(tree / name) for name in expected]
+
+
+def test_index_is_two_arrays_not_an_object_per_file(tree, cache):
+    """What forked DataLoader workers inherit: a buffer and offsets, no per-file objects."""
+    source = image_folder(tree)
+    assert isinstance(source.paths, FileIndex)
+    assert source.paths.buffer.dtype == np.uint8 and source.paths.offsets.dtype == np.int64
+    names = [os.path.relpath(p, tree) for p in literal_listing(tree)]
+    assert source.paths.buffer.tobytes() == "".join(names).encode()
+    assert source.paths.offsets.tolist() == [0, *np.cumsum([len(n) for n in names]).tolist()]
+
+
+def test_second_scan_reads_the_cache_without_listing_folders(tree, cache, count_scans):
+    first = listing(scan_folder(tree, IMAGE_EXTENSIONS))
+    assert len(count_scans) == 5  # tree, a, a/sub, a-c, b
+    (cached,) = cache.glob("*.npz")
+    count_scans.clear()
+    assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == first
+    assert count_scans == []
+    assert [p.name for p in cache.iterdir()] == [cached.name]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["add", "remove", "rename", "new folder", "folder removed"],
+)
+def test_changed_tree_is_rescanned(tree, cache, count_scans, change):
+    scan_folder(tree, IMAGE_EXTENSIONS)
+    if change == "add":
+        (tree / "a" / "sub" / "new.jpg").touch()
+    elif change == "remove":
+        (tree / "b" / "10.JPEG").unlink()
+    elif change == "rename":
+        (tree / "a" / "z.jpg").rename(tree / "a" / "w.jpg")
+    elif change == "new folder":
+        (tree / "b" / "deeper").mkdir()
+        (tree / "b" / "deeper" / "1.jpg").touch()
+    else:
+        for path in (tree / "a" / "sub").iterdir():
+            path.unlink()
+        (tree / "a" / "sub").rmdir()
+    count_scans.clear()
+    assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == literal_listing(tree)
+    assert count_scans  # listed again
+
+
+def test_change_hidden_by_a_coarse_timestamp_is_caught_while_racy(tree, cache):
+    """A folder changed twice within one timestamp tick keeps its mtime: the cache of a
+    folder modified within RACY_SECONDS of its scan is therefore never trusted."""
+    now = time.time()
+    os.utime(tree / "b", (now, now))
+    scan_folder(tree, IMAGE_EXTENSIONS)
+    (tree / "b" / "3.jpg").touch()
+    os.utime(tree / "b", (now, now))  # the same mtime as when it was scanned
+    assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == literal_listing(tree)
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a zip file", None])
+def test_unreadable_or_foreign_cache_is_ignored_and_rewritten(tree, cache, damage, tmp_path):
+    scan_folder(tree, IMAGE_EXTENSIONS)
+    (path,) = cache.glob("*.npz")
+    if damage is None:  # a valid cache file, but of another folder
+        other = tmp_path / "other"
+        make_tree(other, ["1.jpg"])
+        scan_folder(other, IMAGE_EXTENSIONS)
+        (other_cache,) = set(cache.glob("*.npz")) - {path}
+        other_cache.replace(path)
+    else:
+        path.write_bytes(damage)
+    assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == literal_listing(tree)
+    assert path.read_bytes() != damage and path.stat().st_size > 0
+
+
+def test_read_only_cache_folder_still_scans(tree, tmp_path, monkeypatch):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(file_index.CACHE_ENV, str(blocked))
+    assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == literal_listing(tree)
+    assert blocked.read_text() == "a file where the cache folder should be"
+
+
+def test_cache_folder_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv(file_index.CACHE_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_folder() == tmp_path / ".cache" / "pconv"
+
+
+def test_file_list_is_held_as_arrays_relative_to_the_list(tmp_path):
+    listing_path = tmp_path / "list.txt"
+    listing_path.write_text("# images\nb/1.jpg\n\n  a/2.png \n/abs/3.jpg\nnon-ascii-ü.jpg\n")
+    source = file_list(listing_path)
+    assert isinstance(source.paths, FileIndex)
+    assert [source.name(i) for i in range(len(source))] == [
+        str(tmp_path / "b/1.jpg"), str(tmp_path / "a/2.png"), "/abs/3.jpg",
+        str(tmp_path / "non-ascii-ü.jpg"),
+    ]  # fmt: skip
+    with pytest.raises(IndexError):
+        source.name(4)
