@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
 from rich.console import Console
 from torch.nn.modules.batchnorm import _BatchNorm
+from torchmetrics import MeanMetric
 
 from pconv.losses.inpainting import TERMS, InpaintingLoss
 from pconv.metrics import (
@@ -149,6 +150,10 @@ class InpaintingModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         self.val_metrics = BucketedInpaintingMetrics()
         self.test_metrics = BucketedInpaintingMetrics()
+        # The validation loss as a sum and an image count, each summed over ranks: exact on
+        # uneven DDP shards, where Lightning's sync_dist averages (and truncates) the counts.
+        # A NaN loss stays NaN rather than being dropped.
+        self.val_loss = MeanMetric(nan_strategy="disable")
         self._bad_step: torch.Tensor | None = None
         self._bad_terms: torch.Tensor | None = None
 
@@ -300,7 +305,9 @@ class InpaintingModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
         output = self._evaluate(batch, self.val_metrics)
         total = self.loss(output, batch["image"], batch["mask"])["total"]
-        self.log("val/loss/total", total, batch_size=output.shape[0], sync_dist=True)
+        # The batch's mean once per image: torchmetrics 1.9 ignores `weight` when
+        # nan_strategy is "disable".
+        self.val_loss.update(total.detach().expand(output.shape[0]))
         return {"output": output}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
@@ -325,7 +332,10 @@ class InpaintingModule(L.LightningModule):
         return results
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_metrics)
+        results = self._log_metrics("val", self.val_metrics)
+        loss = self.val_loss.compute()  # synced over ranks, equal on each
+        self.val_loss.reset()
+        self.log("val/loss/total", loss, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         results = self._log_metrics("test", self.test_metrics)
