@@ -8,8 +8,9 @@ so they may interpolate (``${data.image_size}``) and read the environment
 Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in callback:
 ``checkpoint`` (BestAndLastCheckpoint: best ``val/psnr`` and ``last.ckpt``, the newest),
 ``interrupt`` (a checkpoint on Ctrl-C or a crash; the ``--ckpt_path`` that resumes it is printed),
-``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
-``prediction_writer`` (``predict`` PNGs).
+``finetune`` (the fine-tune switch), ``image_grid`` (validation images),
+``prediction_writer`` (``predict`` PNGs) and ``progress_log`` (plain progress lines every
+``every_n_steps`` steps or ``every_s`` seconds when stdout is not a terminal).
 
 W&B: without ``WANDB_MODE`` set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc
 entry) or no route to the server goes offline without prompting, and says at the end where
@@ -46,7 +47,7 @@ from pconv.training.callbacks import (
     SkipReport,
     ValidationImageGrid,
 )
-from pconv.training.callbacks.console import ModelSummary, ProgressBar
+from pconv.training.callbacks.console import ModelSummary, ProgressBar, ProgressLog
 from pconv.training.module import InpaintingModule, NonFiniteLossError
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
 from pconv.weights.checkpoints import newest_checkpoint
@@ -224,6 +225,7 @@ class PConvCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.add_lightning_class_args(ModelSummary, "model_summary")
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.add_lightning_class_args(ProgressLog, "progress_log")
         parser.add_lightning_class_args(SkipReport, "skip_report")
 
     def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):

@@ -20,6 +20,7 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from rich.console import Console
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MeanMetric
@@ -28,6 +29,7 @@ from pconv.losses.inpainting import TERMS, InpaintingLoss
 from pconv.metrics import (
     NUMERIC_COLUMNS,
     BucketedInpaintingMetrics,
+    compact_lines,
     composite,
     numeric_table,
     results_table,
@@ -336,6 +338,14 @@ class InpaintingModule(L.LightningModule):
         loss = self.val_loss.compute()  # synced over ranks, equal on each
         self.val_loss.reset()
         self.log("val/loss/total", loss, sync_dist=True)
+        if not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        if self.trainer.state.fn == TrainerFn.VALIDATING:  # `pconv validate`: as `pconv test`
+            Console().print(results_table(results, "validation metrics on the composite"))
+            return
+        title = f"validation at step {self.global_step}: loss {float(loss):.4f}"
+        # Plain lines, flushed: they are read in log files as often as on a terminal.
+        print("\n".join(compact_lines(results, title)), flush=True)
 
     def on_test_epoch_end(self) -> None:
         results = self._log_metrics("test", self.test_metrics)
