@@ -72,9 +72,9 @@ class ProgressBar(RichProgressBar):
 
 
 class ProgressLog(Callback):
-    """One plain line of training progress every ``every_n_steps`` optimizer steps or
-    ``every_s`` seconds, whichever comes first, for logs that a progress bar cannot write to
-    (a SLURM log, ``| tee``, nohup)::
+    """One plain line of training progress after the first optimizer step, then every
+    ``every_n_steps`` steps or ``every_s`` seconds, whichever comes first, for logs that a
+    progress bar cannot write to (a SLURM log, ``| tee``, nohup)::
 
         step 150/2000  epoch 1  41.2 img/s  loss 0.3121  lr 1.0e-03  ETA 0:04:32
 
@@ -131,7 +131,10 @@ class ProgressLog(Callback):
         step, now = trainer.global_step, time.monotonic()
         if step == self._line_step:  # inside an accumulation group
             return
-        if step - self._line_step < self.every_n_steps and now - self._line_time < self.every_s:
+        # The first step gets a line at once: a log shows within seconds that training runs.
+        first = self._line_step == self._start_step
+        due = step - self._line_step >= self.every_n_steps or now - self._line_time >= self.every_s
+        if not (first or due):
             return
         print(self._line(trainer, step, now), flush=True)
         self._line_time, self._line_step = now, step
