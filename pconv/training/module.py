@@ -48,6 +48,8 @@ NET_GROUP = "net"
 #: device sync; the record keeps the exact first bad step and term in between).
 DEFAULT_NAN_CHECK_EVERY = 50
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+#: Checkpoint key of the W&B run id: a run resumed from the checkpoint continues that W&B run.
+WANDB_RUN_ID_KEY = "wandb_run_id"
 
 
 def _plain(value: Any) -> Any:
@@ -271,11 +273,15 @@ class InpaintingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to save non-finite weights: one device sync per save, none per step.
 
-        Hyper-parameters are saved as plain numbers: the config's range types
-        (jsonargparse's ``PositiveInt``...) would stop ``torch.load(weights_only=True)``."""
+        The W&B run id goes in under ``WANDB_RUN_ID_KEY``. Hyper-parameters are saved as
+        plain numbers: the config's range types (jsonargparse's ``PositiveInt``...) would stop
+        ``torch.load(weights_only=True)``."""
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
             if key in checkpoint:
                 checkpoint[key] = _plain(checkpoint[key])
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger) and logger.version:
+                checkpoint[WANDB_RUN_ID_KEY] = logger.version
         params = [p.detach() for p in self.net.parameters()]
         finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
         if self._bad_step is not None:

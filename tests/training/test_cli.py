@@ -381,3 +381,31 @@ def test_offline_vgg_weights_end_the_run_with_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pconv: VGG-16 ImageNet weights are not cached at")
     assert "model.loss.vgg_weights" in err[-1]
+
+
+def offline_run_ids(tmp: Path) -> list[str]:
+    """The W&B run id of each offline run folder (``offline-run-<time>-<id>``)."""
+    return [path.name.rsplit("-", 1)[1] for path in (tmp / "wandb").glob("offline-run-*")]
+
+
+def test_resumed_fit_continues_the_wandb_run_and_a_new_fit_does_not(trained):
+    tmp, config, _ = trained
+    (fit_config,) = tmp.glob("pconv-test/*/config.yaml")
+    run_id = fit_config.parent.name  # the first fit's W&B run id names its run folder
+    last = fit_config.parent / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["wandb_run_id"] == run_id
+    common = ["fit", "--config", "configs/demo.yaml", "--config", str(config)]
+
+    before = offline_run_ids(tmp)
+    resume = [f"--ckpt_path={last}", f"--trainer.max_steps={FIT_STEPS + 2}"]
+    run_cli("pconv", *common, *resume, home=tmp)
+    # One new offline folder, of the same run (`wandb sync` appends it in start order).
+    assert sorted(offline_run_ids(tmp)) == sorted([*before, run_id])
+    newest = max(tmp.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    saved = torch.load(newest, weights_only=True)
+    assert saved["global_step"] == FIT_STEPS + 2 and saved["wandb_run_id"] == run_id
+
+    before = offline_run_ids(tmp)
+    run_cli("pconv", *common, "--trainer.max_steps=1", home=tmp)
+    (fresh,) = set(offline_run_ids(tmp)) - set(before)
+    assert len(offline_run_ids(tmp)) == len(before) + 1
