@@ -409,3 +409,28 @@ def test_resumed_fit_continues_the_wandb_run_and_a_new_fit_does_not(trained):
     run_cli("pconv", *common, "--trainer.max_steps=1", home=tmp)
     (fresh,) = set(offline_run_ids(tmp)) - set(before)
     assert len(offline_run_ids(tmp)) == len(before) + 1
+
+
+def test_ddp_overlay_has_one_progress_bar_and_progress_lines(tmp_path, monkeypatch):
+    """configs/ddp.yaml once added a second progress bar, which Lightning refuses."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from pconv.training.callbacks.console import ProgressLog
+    from pconv.training.cli import make_cli
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setattr(sys, "argv", ["pconv"])
+    configs = [
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--config",
+        str(ROOT / "configs/ddp.yaml"),
+    ]
+    cpu = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto"]
+    cpu += ["--trainer.precision=32-true", "--trainer.sync_batchnorm=false"]
+    trainer = make_cli(
+        [*configs, *cpu, f"--trainer.default_root_dir={tmp_path}"], run=False
+    ).trainer
+    assert len([c for c in trainer.callbacks if isinstance(c, ProgressBar)]) == 1
+    (log,) = [c for c in trainer.callbacks if isinstance(c, ProgressLog)]
+    assert (log.every_n_steps, log.every_s, log.when) == (50, 60.0, "auto")
