@@ -40,6 +40,8 @@ MAX_LR = 10.0
 #: The largest loss weight accepted: far above the paper's (style: 120), far below what
 #: overflows float32 once multiplied by a loss term.
 MAX_LOSS_WEIGHT = 1e6
+LR_ADVICE = "the paper uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
+WEIGHT_ADVICE = "the paper's weights are valid 1, hole 6, perceptual 0.05, style 120, tv 0.1"
 _LOSS_WEIGHTS = ("valid_weight", "hole_weight", "perceptual_weight", "style_weight", "tv_weight")
 
 
@@ -154,8 +156,7 @@ def check_model(model: Any, image_size: int | None) -> None:
     lr = _get(model, "optimizer.init_args.lr")
     if isinstance(lr, (int, float)) and not (math.isfinite(lr) and lr > 0):
         raise PreflightError(
-            f"model.optimizer.init_args.lr={lr} is not a positive finite number; the paper "
-            "uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
+            f"model.optimizer.init_args.lr={lr} is not a positive finite number; {LR_ADVICE}"
         )
     for part in ("optimizer", "scheduler"):
         for name, value in (_get(model, f"{part}.init_args") or {}).items():
@@ -164,10 +165,6 @@ def check_model(model: Any, image_size: int | None) -> None:
     for name in _LOSS_WEIGHTS:
         key = f"model.loss.init_args.{name}"
         _check_number(key, _get(model, f"loss.init_args.{name}"), MAX_LOSS_WEIGHT, WEIGHT_ADVICE)
-
-
-LR_ADVICE = "the paper uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
-WEIGHT_ADVICE = "the paper's weights are valid 1, hole 6, perceptual 0.05, style 120, tv 0.1"
 
 
 def _check_number(key: str, value: Any, largest: float, advice: str) -> None:
