@@ -434,3 +434,25 @@ def test_ddp_overlay_has_one_progress_bar_and_progress_lines(tmp_path, monkeypat
     assert len([c for c in trainer.callbacks if isinstance(c, ProgressBar)]) == 1
     (log,) = [c for c in trainer.callbacks if isinstance(c, ProgressLog)]
     assert (log.every_n_steps, log.every_s, log.when) == (50, 60.0, "auto")
+
+
+def test_a_new_slurm_job_resuming_continues_the_checkpoints_wandb_run(tmp_path, capsys):
+    """A new job (another job id, so another configured id) given --ckpt_path of an earlier
+    job's checkpoint logs to the checkpoint's run, and says so."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from pconv.training.cli import continue_wandb_run
+
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, id="slurm-5678", resume="allow")
+    trainer = SimpleNamespace(loggers=[logger], is_global_zero=True)
+    continue_wandb_run(trainer, "slurm-1234")
+    err = capsys.readouterr().err
+    assert "continuing the checkpoint's W&B run slurm-1234, not the configured id slurm-5678" in err
+    assert err.count("\n") == 1
+    try:
+        assert logger.version == logger.experiment.id == "slurm-1234"
+    finally:
+        logger.experiment.finish()
+    assert [p.name[-10:] for p in (tmp_path / "wandb").glob("offline-run-*")] == ["slurm-1234"]
