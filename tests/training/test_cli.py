@@ -389,10 +389,10 @@ def offline_run_ids(tmp: Path) -> list[str]:
 
 
 def test_resumed_fit_continues_the_wandb_run_and_a_new_fit_does_not(trained):
-    tmp, config, _ = trained
-    (fit_config,) = tmp.glob("pconv-test/*/config.yaml")
-    run_id = fit_config.parent.name  # the first fit's W&B run id names its run folder
-    last = fit_config.parent / "checkpoints" / "last.ckpt"
+    tmp, config, result = trained
+    # The fit's W&B run id names its offline folder (printed) and its run folder.
+    run_id = re.search(r"wandb sync \S+/offline-run-\d+_\d+-(\w+)$", result.stderr, re.M)[1]
+    last = tmp / "pconv-test" / run_id / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["wandb_run_id"] == run_id
     common = ["fit", "--config", "configs/demo.yaml", "--config", str(config)]
 
@@ -436,14 +436,20 @@ def test_ddp_overlay_has_one_progress_bar_and_progress_lines(tmp_path, monkeypat
     assert (log.every_n_steps, log.every_s, log.when) == (50, 60.0, "auto")
 
 
-def test_a_new_slurm_job_resuming_continues_the_checkpoints_wandb_run(tmp_path, capsys):
+def test_a_new_slurm_job_resuming_continues_the_checkpoints_wandb_run(
+    tmp_path, capsys, monkeypatch
+):
     """A new job (another job id, so another configured id) given --ckpt_path of an earlier
     job's checkpoint logs to the checkpoint's run, and says so."""
     from types import SimpleNamespace
 
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
     from lightning.pytorch.loggers import WandbLogger
 
     from pconv.training.cli import continue_wandb_run
+
+    # Other tests play other ranks; rank 0 starts the W&B run.
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
 
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, id="slurm-5678", resume="allow")
     trainer = SimpleNamespace(loggers=[logger], is_global_zero=True)
