@@ -249,7 +249,8 @@ def check_writable(key: str, folder: str) -> None:
 def check_output_folders(config: Any, stage: str) -> None:
     """Every folder the run writes to is writable: the trainer's root, the loggers', the
     checkpoints' (fit) and the predictions' (predict)."""
-    folders = [("trainer.default_root_dir", _get(config, "trainer.default_root_dir") or ".")]
+    # Not the working folder when no root is given: outputs may all be configured elsewhere.
+    folders = [("trainer.default_root_dir", _get(config, "trainer.default_root_dir"))]
     folders += _logger_dirs(_get(config, "trainer.logger"))
     if stage == "fit":
         folders += [
