@@ -183,6 +183,19 @@ def results_table(results: dict[str, torch.Tensor], title: str) -> Table:
     return table
 
 
+def compact_lines(results: dict[str, torch.Tensor], title: str) -> list[str]:
+    """:func:`table_rows` as plain lines for a log: ``title`` and all images first, then
+    one line per bucket (both border splits) and one for images outside every bucket."""
+    *buckets, overall = table_rows(results)
+    lines = []
+    for label, count, l1, psnr, ssim in [overall, *buckets]:
+        if count == "0":
+            lines.append(f"  {label:>15}: no images")
+            continue
+        lines.append(f"  {label:>15}: PSNR {psnr} dB  SSIM {ssim}  ℓ1 {l1} %  ({count} images)")
+    return [title, *lines]
+
+
 #: Columns of :func:`numeric_table`: labels, then numbers W&B can plot.
 NUMERIC_COLUMNS = ("hole_ratio", "border_split", "images", "l1_percent", "psnr_db", "ssim")
 

@@ -8,15 +8,18 @@ so they may interpolate (``${data.image_size}``) and read the environment
 Besides ``trainer``, ``model`` and ``data``, the config has one key per built-in callback:
 ``checkpoint`` (BestAndLastCheckpoint: best ``val/psnr`` and ``last.ckpt``, the newest),
 ``interrupt`` (a checkpoint on Ctrl-C or a crash; the ``--ckpt_path`` that resumes it is printed),
-``finetune`` (the fine-tune switch), ``image_grid`` (validation images) and
-``prediction_writer`` (``predict`` PNGs).
+``finetune`` (the fine-tune switch), ``image_grid`` (validation images),
+``prediction_writer`` (``predict`` PNGs) and ``progress_log`` (plain progress lines every
+``every_n_steps`` steps or ``every_s`` seconds when stdout is not a terminal).
 
 Threads: torch uses the free cores less the loader workers (:mod:`pconv.utils.threads`);
 ``OMP_NUM_THREADS`` overrides.
 
-W&B: without ``WANDB_MODE`` set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc
-entry) or no route to the server goes offline without prompting, and says at the end where
-its files are and how to ``wandb sync`` them.
+W&B: ``fit --ckpt_path`` continues the W&B run of the checkpoint it resumes (each checkpoint
+records its run id); a run started without one opens a new W&B run. Without ``WANDB_MODE``
+set, a run with no W&B credentials (``WANDB_API_KEY`` or a netrc entry) or no route to the
+server goes offline without prompting, and says at the end where its files are and how to
+``wandb sync`` them.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ from pconv.training.callbacks import (
     SkipReport,
     ValidationImageGrid,
 )
-from pconv.training.callbacks.console import ModelSummary, ProgressBar
-from pconv.training.module import InpaintingModule, NonFiniteLossError
+from pconv.training.callbacks.console import ModelSummary, ProgressBar, ProgressLog
+from pconv.training.module import WANDB_RUN_ID_KEY, InpaintingModule, NonFiniteLossError
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
 from pconv.utils.threads import choose_threads
 from pconv.weights.checkpoints import newest_checkpoint
@@ -93,6 +96,28 @@ def configure_wandb_mode() -> None:
     if reason:
         os.environ["WANDB_MODE"] = "offline"
         print(f"pconv: {reason}; W&B runs offline", file=sys.stderr)
+
+
+def continue_wandb_run(trainer, run_id: str | None) -> None:
+    """Point every W&B logger of ``trainer`` at ``run_id``, the run of the checkpoint being
+    resumed, before the logger starts it: the resumed run's history continues that run
+    instead of opening a new one. A different configured id (a new SLURM job's) gives way,
+    in one line."""
+    if not run_id:
+        return
+    for logger in trainer.loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        # WandbLogger keeps wandb.init's arguments, read when its run starts (in setup).
+        configured = logger._wandb_init.get("id")
+        if configured and configured != run_id and trainer.is_global_zero:
+            print(
+                f"pconv: continuing the checkpoint's W&B run {run_id}, not the configured id "
+                f"{configured}; to log to a new run, start from the weights with --model.init_from",
+                file=sys.stderr,
+            )
+        logger._wandb_init.update(id=run_id, resume="allow")
+        logger._id = run_id
 
 
 def run_dir(trainer) -> Path:
@@ -212,6 +237,9 @@ class PConvCLI(LightningCLI):
     """Our LightningCLI: built-in callbacks under their own keys, W&B offline reporting,
     every config check before anything is created (:mod:`pconv.training.preflight`)."""
 
+    #: The W&B run id of the checkpoint that ``fit`` resumes, if it has one.
+    _resumed_wandb_id: str | None = None
+
     def _parse_ckpt_path(self) -> None:
         """Read ``--ckpt_path`` once, check it (a readable checkpoint of the configured
         architecture), and take the model's hyper-parameters from it as LightningCLI does,
@@ -224,6 +252,8 @@ class PConvCLI(LightningCLI):
         if not path or path in _CKPT_KEYWORDS:
             return
         checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
+        if subcommand == "fit":
+            self._resumed_wandb_id = checkpoint.get(WANDB_RUN_ID_KEY)
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
@@ -261,6 +291,7 @@ class PConvCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.add_lightning_class_args(ModelSummary, "model_summary")
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.add_lightning_class_args(ProgressLog, "progress_log")
         parser.add_lightning_class_args(SkipReport, "skip_report")
 
     def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
@@ -313,11 +344,13 @@ class PConvCLI(LightningCLI):
         path = newest_checkpoint(sorted(candidates))
         self.config_init.fit.ckpt_path = path
         if path is not None:
-            preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+            checkpoint = preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+            self._resumed_wandb_id = checkpoint.get(WANDB_RUN_ID_KEY)
 
     def before_fit(self) -> None:
         if self.config_init.fit.get("ckpt_path") == "last":
             self._resolve_last()
+        continue_wandb_run(self.trainer, self._resumed_wandb_id)
         config = self.config.fit
         if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
             raise CheckpointError(

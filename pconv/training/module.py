@@ -20,13 +20,16 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from rich.console import Console
 from torch.nn.modules.batchnorm import _BatchNorm
+from torchmetrics import MeanMetric
 
 from pconv.losses.inpainting import TERMS, InpaintingLoss
 from pconv.metrics import (
     NUMERIC_COLUMNS,
     BucketedInpaintingMetrics,
+    compact_lines,
     composite,
     numeric_table,
     results_table,
@@ -45,6 +48,8 @@ NET_GROUP = "net"
 #: device sync; the record keeps the exact first bad step and term in between).
 DEFAULT_NAN_CHECK_EVERY = 50
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+#: Checkpoint key of the W&B run id: a run resumed from the checkpoint continues that W&B run.
+WANDB_RUN_ID_KEY = "wandb_run_id"
 
 
 def _plain(value: Any) -> Any:
@@ -149,6 +154,10 @@ class InpaintingModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         self.val_metrics = BucketedInpaintingMetrics()
         self.test_metrics = BucketedInpaintingMetrics()
+        # The validation loss as a sum and an image count, each summed over ranks: exact on
+        # uneven DDP shards, where Lightning's sync_dist averages (and truncates) the counts.
+        # A NaN loss stays NaN rather than being dropped.
+        self.val_loss = MeanMetric(nan_strategy="disable")
         self._bad_step: torch.Tensor | None = None
         self._bad_terms: torch.Tensor | None = None
 
@@ -271,11 +280,15 @@ class InpaintingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to save non-finite weights: one device sync per save, none per step.
 
-        Hyper-parameters are saved as plain numbers: the config's range types
-        (jsonargparse's ``PositiveInt``...) would stop ``torch.load(weights_only=True)``."""
+        The W&B run id goes in under ``WANDB_RUN_ID_KEY``. Hyper-parameters are saved as
+        plain numbers: the config's range types (jsonargparse's ``PositiveInt``...) would stop
+        ``torch.load(weights_only=True)``."""
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
             if key in checkpoint:
                 checkpoint[key] = _plain(checkpoint[key])
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger) and logger.version:
+                checkpoint[WANDB_RUN_ID_KEY] = logger.version
         params = [p.detach() for p in self.net.parameters()]
         finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
         if self._bad_step is not None:
@@ -305,7 +318,9 @@ class InpaintingModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
         output = self._evaluate(batch, self.val_metrics)
         total = self.loss(output, batch["image"], batch["mask"])["total"]
-        self.log("val/loss/total", total, batch_size=output.shape[0], sync_dist=True)
+        # The batch's mean once per image: torchmetrics 1.9 ignores `weight` when
+        # nan_strategy is "disable".
+        self.val_loss.update(total.detach().expand(output.shape[0]))
         return {"output": output}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
@@ -330,7 +345,18 @@ class InpaintingModule(L.LightningModule):
         return results
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_metrics)
+        results = self._log_metrics("val", self.val_metrics)
+        loss = self.val_loss.compute()  # synced over ranks, equal on each
+        self.val_loss.reset()
+        self.log("val/loss/total", loss, sync_dist=True)
+        if not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        if self.trainer.state.fn == TrainerFn.VALIDATING:  # `pconv validate`: as `pconv test`
+            Console().print(results_table(results, "validation metrics on the composite"))
+            return
+        title = f"validation at step {self.global_step}: loss {float(loss):.4f}"
+        # Plain lines, flushed: they are read in log files as often as on a terminal.
+        print("\n".join(compact_lines(results, title)), flush=True)
 
     def on_test_epoch_end(self) -> None:
         results = self._log_metrics("test", self.test_metrics)

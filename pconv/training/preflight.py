@@ -3,7 +3,8 @@
 :func:`check_config` looks at what the config alone can tell, before a logger, a W&B run, a
 checkpoint, a ``config.yaml`` or a loader worker exists: the data source and its splits
 (reading a few images of each), the image size against the network's depth, the mask preset
-or mask folder (reading a few masks), the learning rate, and ``model.init_from`` and
+or mask folder (reading a few masks), the learning rates and loss weights (finite, in
+range), the folders the run writes to (writable), and ``model.init_from`` and
 ``--ckpt_path`` (readable checkpoints holding the configured architecture). The first
 problem found raises :class:`PreflightError`, one line naming the key, the value and what
 to do; the CLI prints it and exits with status 2 having written nothing.
@@ -12,6 +13,7 @@ to do; the CLI prints it and exits with status 2 having written nothing.
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,15 @@ SAMPLES_READ = 8
 #: Sources whose ``root`` must be a folder, and those whose ``root`` is a file.
 _FOLDER_SOURCES = ("imagefolder", "folder")
 _SPLITS = {"fit": ("train_split", "val_split"), "validate": ("val_split",)}
+#: The largest learning rate accepted: far above any that trains (the paper's is 2e-4), far
+#: below what overflows float32 in an optimizer's step (Adam scales it by up to 1/(1-beta1)).
+MAX_LR = 10.0
+#: The largest loss weight accepted: far above the paper's (style: 120), far below what
+#: overflows float32 once multiplied by a loss term.
+MAX_LOSS_WEIGHT = 1e6
+LR_ADVICE = "the paper uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
+WEIGHT_ADVICE = "the paper's weights are valid 1, hole 6, perceptual 0.05, style 120, tv 0.1"
+_LOSS_WEIGHTS = ("valid_weight", "hole_weight", "perceptual_weight", "style_weight", "tv_weight")
 
 
 class PreflightError(ValueError):
@@ -175,9 +186,28 @@ def check_model(model: Any, image_size: int | None) -> None:
     lr = _get(model, "optimizer.init_args.lr")
     if isinstance(lr, (int, float)) and not (math.isfinite(lr) and lr > 0):
         raise PreflightError(
-            f"model.optimizer.init_args.lr={lr} is not a positive finite number; the paper "
-            "uses 2e-4 (initial phase) and 5e-5 (fine-tuning)"
+            f"model.optimizer.init_args.lr={lr} is not a positive finite number; {LR_ADVICE}"
         )
+    for part in ("optimizer", "scheduler"):
+        for name, value in (_get(model, f"{part}.init_args") or {}).items():
+            if "lr" in name:
+                _check_number(f"model.{part}.init_args.{name}", value, MAX_LR, LR_ADVICE)
+    for name in _LOSS_WEIGHTS:
+        key = f"model.loss.init_args.{name}"
+        _check_number(key, _get(model, f"loss.init_args.{name}"), MAX_LOSS_WEIGHT, WEIGHT_ADVICE)
+
+
+def _check_number(key: str, value: Any, largest: float, advice: str) -> None:
+    """A number (or each number of a list, e.g. per-group lrs) is finite, >= 0 and at most
+    ``largest``; anything else (None, a string) is left to the parser."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for number in values:
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            continue
+        if not (math.isfinite(number) and 0 <= number <= largest):
+            raise PreflightError(
+                f"{key}={value} is not a finite number from 0 to {largest:g}; {advice}"
+            )
 
 
 def check_checkpoint(key: str, path: str, model: Any) -> dict[str, Any]:
@@ -257,6 +287,58 @@ def check_predictions(writer: Any) -> None:
         )
 
 
+def _logger_dirs(logger: Any) -> list[tuple[str, Any]]:
+    """``(key, folder)`` of each configured logger's ``save_dir``."""
+    loggers = logger if isinstance(logger, list) else [logger]
+    dirs = []
+    for index, each in enumerate(loggers):
+        key = "trainer.logger" if len(loggers) == 1 else f"trainer.logger[{index}]"
+        folder = _get(each, "init_args.save_dir") if hasattr(each, "get") else None
+        if folder is not None:
+            dirs.append((f"{key}.init_args.save_dir", folder))
+    return dirs
+
+
+def check_writable(key: str, folder: str) -> None:
+    """``folder`` exists and can take new files, or can be made where the nearest existing
+    folder above it is writable. A nameless temporary file probes it (what the run would
+    meet: permissions, a read-only file system, a root-squashed share) and leaves nothing."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise PreflightError(
+            f"{key}={folder} cannot be a folder: {existing} is a file; choose another folder"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise PreflightError(
+            f"{key}={folder} is not writable ({existing}: {reason}); choose a folder you can "
+            "write to, or change its permissions"
+        ) from None
+
+
+def check_output_folders(config: Any, stage: str) -> None:
+    """Every folder the run writes to is writable: the trainer's root, the loggers', the
+    checkpoints' (fit) and the predictions' (predict)."""
+    # Not the working folder when no root is given: outputs may all be configured elsewhere.
+    folders = [("trainer.default_root_dir", _get(config, "trainer.default_root_dir"))]
+    folders += _logger_dirs(_get(config, "trainer.logger"))
+    if stage == "fit":
+        folders += [
+            (f"{k}.dirpath", _get(config, f"{k}.dirpath")) for k in ("checkpoint", "interrupt")
+        ]
+    if stage == "predict":
+        folders.append(
+            ("prediction_writer.output_dir", _get(config, "prediction_writer.output_dir"))
+        )
+    for key, folder in folders:
+        if folder is not None:
+            check_writable(key, str(folder))
+
+
 def check_config(config: Any, stage: str) -> None:
     """Every check above on the ``stage`` sub-config; raises :class:`PreflightError`.
 
@@ -267,6 +349,8 @@ def check_config(config: Any, stage: str) -> None:
     if stage == "predict":
         check_predictions(_get(config, "prediction_writer"))
     check_model(model, _get(data, "image_size"))
+    _check_number("finetune.lr", _get(config, "finetune.lr"), MAX_LR, LR_ADVICE)
+    check_output_folders(config, stage)
     check_data(data, stage)
     if _get(model, "init_from"):
         check_init_from(_get(model, "init_from"), model)

@@ -4,6 +4,7 @@ test, predict, fine-tune from a checkpoint, --print_config, bad input."""
 import csv
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
-from pconv.data.buckets import NUM_BUCKETS
+from pconv.data.buckets import NUM_BUCKETS, bucket_label
 from pconv.training.cli import configure_wandb_mode, run, wandb_offline_reason
 from pconv.training.module import InpaintingModule
 from pconv.weights import load_network
@@ -24,6 +25,7 @@ SIZE = 64
 VAL_MASKS_PER_BUCKET = 1
 EVAL_ITEMS = NUM_BUCKETS * 2 * VAL_MASKS_PER_BUCKET
 FIT_STEPS = 4
+BUCKET_LABELS = [bucket_label(b) for b in range(NUM_BUCKETS)]
 
 
 def run_cli(script: str, *args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -66,6 +68,7 @@ def overlay(tmp: Path) -> Path:
             "train_samples_per_epoch": 8,
         },
         "prediction_writer": {"output_dir": str(tmp / "predictions")},
+        "progress_log": {"every_n_steps": 1},
     }
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -139,6 +142,46 @@ def test_fit_logs_bucketed_metrics_offline_and_checkpoints(trained):
     assert counts and all(float(c) == EVAL_ITEMS for c in counts)
 
 
+def csv_rows(tmp: Path, version: int, key: str) -> list[dict[str, str]]:
+    """The rows of a CSVLogger run that hold ``key``."""
+    with open(tmp / "csv" / f"version_{version}" / "metrics.csv") as file:
+        return [row for row in csv.DictReader(file) if row[key]]
+
+
+PROGRESS_LINE = re.compile(
+    rf"step (\d+)/{FIT_STEPS}  epoch 0  [\d.]+ img/s  loss ([\d.]+)  lr 1\.0e-03  ETA \d+:\d\d:\d\d"
+)
+
+
+def test_piped_fit_prints_progress_lines(trained):
+    """stdout is a pipe here: a plain line per step (progress_log.every_n_steps=1), whose
+    loss is the logged one."""
+    tmp, _, result = trained
+    lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    matches = [PROGRESS_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    assert [int(m[1]) for m in matches] == list(range(1, FIT_STEPS + 1))
+    logged = [float(row["train/loss/total"]) for row in csv_rows(tmp, 0, "train/loss/total")]
+    assert [float(m[2]) for m in matches] == pytest.approx(logged, abs=1e-4)
+
+
+def test_fit_prints_validation_results_per_bucket(trained):
+    tmp, _, result = trained
+    out = result.stdout
+    rows = csv_rows(tmp, 0, "val/psnr")
+    assert out.count("validation at step") == len(rows) == FIT_STEPS // 2
+    for row, block in zip(rows, out.split("validation at step ")[1:], strict=True):
+        head, *lines = block.splitlines()[: NUM_BUCKETS + 3]
+        assert f"loss {float(row['val/loss/total']):.4f}" in head
+        overall = f"all: PSNR {float(row['val/psnr']):.2f} dB  SSIM {float(row['val/ssim']):.3f}"
+        assert overall in lines[0] and f"({EVAL_ITEMS} images)" in lines[0]
+        for bucket, line in zip(BUCKET_LABELS, lines[1:], strict=False):
+            cell = f"bucket_{bucket}"
+            psnr, count = float(row[f"val/psnr/{cell}"]), int(float(row[f"val/count/{cell}"]))
+            assert line.strip().startswith(f"{bucket}: PSNR {psnr:.2f} dB"), line
+            assert line.endswith(f"({count} images)")
+
+
 def test_test_then_predict_from_checkpoint(trained):
     tmp, config, _ = trained
     last = str(checkpoint_files(tmp, "last.ckpt")[-1])
@@ -168,6 +211,16 @@ def test_test_then_predict_from_checkpoint(trained):
     pngs = sorted((tmp / "predictions").glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(EVAL_ITEMS)]
     assert Image.open(pngs[0]).size == (SIZE, SIZE)
+
+
+def test_validate_prints_the_bucket_table(trained):
+    tmp, config, _ = trained
+    last = str(checkpoint_files(tmp, "last.ckpt")[-1])
+    args = ["--config", "configs/demo.yaml", "--config", str(config), "--ckpt_path", last]
+    out = run_cli("pconv", "validate", *args, home=tmp).stdout
+    assert "validation metrics on the composite" in out
+    for bucket in BUCKET_LABELS:
+        assert re.search(rf"{re.escape(bucket)}\s*│\s*{VAL_MASKS_PER_BUCKET * 2}\s*│", out), out
 
 
 def test_finetune_config_starts_from_weights_with_frozen_encoder_bn(trained):
@@ -331,3 +384,84 @@ def test_offline_vgg_weights_end_the_run_with_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pconv: VGG-16 ImageNet weights are not cached at")
     assert "model.loss.vgg_weights" in err[-1]
+
+
+def offline_run_ids(tmp: Path) -> list[str]:
+    """The W&B run id of each offline run folder (``offline-run-<time>-<id>``)."""
+    return [path.name.rsplit("-", 1)[1] for path in (tmp / "wandb").glob("offline-run-*")]
+
+
+def test_resumed_fit_continues_the_wandb_run_and_a_new_fit_does_not(trained):
+    tmp, config, result = trained
+    # The fit's W&B run id names its offline folder (printed) and its run folder.
+    run_id = re.search(r"wandb sync \S+/offline-run-\d+_\d+-(\w+)$", result.stderr, re.M)[1]
+    last = tmp / "pconv-test" / run_id / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["wandb_run_id"] == run_id
+    common = ["fit", "--config", "configs/demo.yaml", "--config", str(config)]
+
+    before = offline_run_ids(tmp)
+    resume = [f"--ckpt_path={last}", f"--trainer.max_steps={FIT_STEPS + 2}"]
+    run_cli("pconv", *common, *resume, home=tmp)
+    # One new offline folder, of the same run (`wandb sync` appends it in start order).
+    assert sorted(offline_run_ids(tmp)) == sorted([*before, run_id])
+    newest = max(tmp.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    saved = torch.load(newest, weights_only=True)
+    assert saved["global_step"] == FIT_STEPS + 2 and saved["wandb_run_id"] == run_id
+
+    before = offline_run_ids(tmp)
+    run_cli("pconv", *common, "--trainer.max_steps=1", home=tmp)
+    (fresh,) = set(offline_run_ids(tmp)) - set(before)
+    assert len(offline_run_ids(tmp)) == len(before) + 1
+
+
+def test_ddp_overlay_has_one_progress_bar_and_progress_lines(tmp_path, monkeypatch):
+    """configs/ddp.yaml once added a second progress bar, which Lightning refuses."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from pconv.training.callbacks.console import ProgressLog
+    from pconv.training.cli import make_cli
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setattr(sys, "argv", ["pconv"])
+    configs = [
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--config",
+        str(ROOT / "configs/ddp.yaml"),
+    ]
+    cpu = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto"]
+    cpu += ["--trainer.precision=32-true", "--trainer.sync_batchnorm=false"]
+    trainer = make_cli(
+        [*configs, *cpu, f"--trainer.default_root_dir={tmp_path}"], run=False
+    ).trainer
+    assert len([c for c in trainer.callbacks if isinstance(c, ProgressBar)]) == 1
+    (log,) = [c for c in trainer.callbacks if isinstance(c, ProgressLog)]
+    assert (log.every_n_steps, log.every_s, log.when) == (50, 60.0, "auto")
+
+
+def test_a_new_slurm_job_resuming_continues_the_checkpoints_wandb_run(
+    tmp_path, capsys, monkeypatch
+):
+    """A new job (another job id, so another configured id) given --ckpt_path of an earlier
+    job's checkpoint logs to the checkpoint's run, and says so."""
+    from types import SimpleNamespace
+
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from lightning.pytorch.loggers import WandbLogger
+
+    from pconv.training.cli import continue_wandb_run
+
+    # Other tests play other ranks; rank 0 starts the W&B run.
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, id="slurm-5678", resume="allow")
+    trainer = SimpleNamespace(loggers=[logger], is_global_zero=True)
+    continue_wandb_run(trainer, "slurm-1234")
+    err = capsys.readouterr().err
+    assert "continuing the checkpoint's W&B run slurm-1234, not the configured id slurm-5678" in err
+    assert err.count("\n") == 1
+    try:
+        assert logger.version == logger.experiment.id == "slurm-1234"
+    finally:
+        logger.experiment.finish()
+    assert [p.name[-10:] for p in (tmp_path / "wandb").glob("offline-run-*")] == ["slurm-1234"]

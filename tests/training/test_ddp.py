@@ -242,3 +242,86 @@ def test_sync_batchnorm_keeps_encoder_bn_in_its_frozen_group():
     groups = {g["name"]: g["params"] for g in module.parameter_groups()}
     expected = {id(p) for bn in synced for p in bn.parameters()}
     assert {id(p) for p in groups[ENCODER_BN_GROUP]} == expected
+
+
+# ------------------------------------------------------------------ val/loss/total under DDP
+#: Odd, so that UnrepeatedDistributedSampler gives the two ranks 3 and 2 items.
+LOSS_ITEMS = 5
+LOSS_SIZE = 32
+
+
+def loss_module() -> InpaintingModule:
+    torch.manual_seed(0)
+    net = PConvUNet(levels=3, width_mult=0.125)
+    return InpaintingModule(net=net, loss=InpaintingLoss(vgg_weights=None)).eval()
+
+
+def loss_items() -> list[dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(1)
+    items = []
+    for index in range(LOSS_ITEMS):
+        image = torch.rand(3, LOSS_SIZE, LOSS_SIZE, generator=generator)
+        mask = (torch.rand(1, LOSS_SIZE, LOSS_SIZE, generator=generator) > 0.4).float()
+        bucket, border = torch.tensor(index % NUM_BUCKETS), torch.tensor(index % 2 == 1)
+        items.append(dict(image=image, mask=mask, bucket=bucket, border=border, index=index))
+    return items
+
+
+class OddEvalData(L.LightningDataModule):
+    """LOSS_ITEMS evaluation items, split over ranks as InpaintingDataModule splits them."""
+
+    def val_dataloader(self):
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        items = loss_items()
+        kwargs = self.trainer.distributed_sampler_kwargs
+        sampler = UnrepeatedDistributedSampler(items, shuffle=False, **kwargs)
+        return torch.utils.data.DataLoader(items, batch_size=BATCH, sampler=sampler)
+
+
+def validate_with_two_ranks(out_dir: str) -> None:
+    """Run by test_val_loss_is_exact_on_uneven_shards in a subprocess (Lightning's DDP
+    launcher starts the second rank by running this file again)."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=WORLD_SIZE,
+        strategy="ddp",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    (metrics,) = trainer.validate(loss_module(), datamodule=OddEvalData(), verbose=False)
+    if trainer.is_global_zero:
+        Path(out_dir, "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_val_loss_is_exact_on_uneven_shards(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, __file__, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ddp = json.loads((tmp_path / "metrics.json").read_text())
+    # One process, one image at a time: the mean over images of each image's loss (the loss
+    # is a mean over equally sized images, so a batch's loss is the mean of its images').
+    module = loss_module()
+    with torch.no_grad():
+        losses = [
+            float(
+                module.loss(
+                    module(i["image"][None], i["mask"][None]), i["image"][None], i["mask"][None]
+                )["total"]
+            )
+            for i in loss_items()
+        ]
+    assert ddp["val/loss/total"] == pytest.approx(sum(losses) / LOSS_ITEMS, rel=1e-5)
+    assert ddp["val/count"] == LOSS_ITEMS
+
+
+if __name__ == "__main__":
+    validate_with_two_ranks(sys.argv[1])

@@ -2,6 +2,7 @@
 anything is written: existing files stay byte-identical, no new file appears."""
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -91,6 +92,10 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
         (["--finetune.lr=-1"], "finetune.lr"),
         (["--finetune.at_step=-5"], "finetune.at_step"),
         (["--model.loss.init_args.hole_weight=-1"], "hole_weight"),
+        (["--model.optimizer.init_args.lr=1e38"], "model.optimizer.init_args.lr=1e+38 is not a"),
+        (["--model.loss.init_args.hole_weight=inf"], "model.loss.init_args.hole_weight=inf"),
+        (["--model.loss.init_args.style_weight=1e300"], "style_weight=1e+300 is not a finite"),
+        (["--finetune.lr=1e38"], "finetune.lr=1e+38 is not a finite number from 0 to 10"),
         (["--data.source=folder", "--data.root=/no/such/folder"], "/no/such/folder does not"),
         (["--model.net.init_args.levels=0"], '"model.net.init_args.levels": Not of type Pos'),
         (["--model.net.init_args.width_mult=0"], '"model.net.init_args.width_mult"'),
@@ -105,6 +110,42 @@ def corrupt_file(path: Path, data: bytes = b"\x00garbage") -> Path:
 )
 def test_bad_value_gets_one_line(workspace, capsys, args, expected):
     assert expected in fails_with_one_line(workspace, capsys, *args)
+
+
+def test_infinite_loss_weight_in_a_config_file(workspace, capsys):
+    (workspace / "inf.yaml").write_text(
+        "model:\n  loss:\n    init_args:\n      hole_weight: .inf\n"
+    )
+    line = fails_with_one_line(workspace, capsys, "--config", str(workspace / "inf.yaml"))
+    assert "model.loss.init_args.hole_weight=inf is not a finite number from 0 to 1e+06" in line
+
+
+@pytest.mark.parametrize(
+    "key", ["checkpoint.dirpath", "trainer.default_root_dir", "interrupt.dirpath"]
+)
+def test_output_folder_inside_a_file(workspace, capsys, key):
+    folder = workspace / "tiny.yaml" / "out"
+    line = fails_with_one_line(workspace, capsys, f"--{key}={folder}")
+    assert f"{key}={folder} cannot be a folder: {workspace / 'tiny.yaml'} is a file" in line
+
+
+def test_logger_folder_inside_a_file(workspace, capsys):
+    overlay = yaml.safe_load((workspace / "tiny.yaml").read_text())
+    overlay["trainer"]["logger"][1]["init_args"]["save_dir"] = str(workspace / "tiny.yaml")
+    (workspace / "tiny.yaml").write_text(yaml.safe_dump(overlay))
+    line = fails_with_one_line(workspace, capsys)
+    assert "trainer.logger[1].init_args.save_dir=" in line and "is a file" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_checkpoint_folder(workspace, capsys):
+    folder = workspace / "run" / "checkpoints"
+    folder.chmod(0o555)
+    try:
+        line = fails_with_one_line(workspace, capsys, f"--checkpoint.dirpath={folder / 'new'}")
+    finally:
+        folder.chmod(0o755)
+    assert f"checkpoint.dirpath={folder / 'new'} is not writable ({folder}:" in line
 
 
 def test_root_that_is_a_file_is_not_called_missing(workspace, capsys):
