@@ -73,7 +73,6 @@ class EvalItems(Dataset):
             "index": torch.tensor(index, dtype=torch.long),
         }
 
-
     def shows_example(self, index: int, row: int) -> bool:
         """Whether item ``index``, of row ``row``, may picture its row in examples.png: the
         first of its row, except that where a small source cycles within each generated row,
