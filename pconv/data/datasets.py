@@ -172,10 +172,11 @@ def spread_index(
     image when ``length * slots <= count``.
 
     Smaller sources are cycled, within each row: when the items' rows cycle with the index
-    (row ``index % rows``, e.g. the 12 bucket × border cells of the paper track), the items
-    of one row take consecutive images, so every image appears in every row that holds at
-    least ``count`` items (with ``rows`` even and 2 images, plain cycling would give each
-    row a single image, and the rows would compare the images instead of the holes).
+    with period ``rows`` (each row once per period, e.g. the 12 bucket × border cells of
+    the paper track), the items of one row take consecutive images, so every image appears
+    in every row that holds at least ``count`` items (with ``rows`` even and 2 images,
+    plain cycling would give each row a single image, and the rows would compare the
+    images instead of the holes).
     """
     total = length * slots
     if total <= count:

@@ -20,7 +20,7 @@ reference, saying where the run's setup differs from the paper's; for a publishe
 Outputs in ``-o OUTDIR`` (existing ones are kept unless ``--overwrite``): ``report.csv`` and
 ``report.json`` (one entry per method × row and "all", plus the paper reference),
 ``metrics_vs_hole_ratio.png`` (paper track: one line per method) or ``metrics_by_preset.png``
-(LaMa track: grouped bars) and ``examples.png`` (the first item of each row, filled by every
+(LaMa track: grouped bars) and ``examples.png`` (one item of each row, filled by every
 method); the tables are printed, and logged to W&B with ``--wandb`` (offline, under
 ``OUTDIR``, when not logged in).
 

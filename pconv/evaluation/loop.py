@@ -75,6 +75,16 @@ class EvalItems(Dataset):
             "skipped": "\n".join(self.reader.drain()),
         }
 
+    def shows_example(self, index: int, row: int) -> bool:
+        """Whether item ``index``, of row ``row``, may picture its row in examples.png: the
+        first of its row, except that where a small source cycles within each generated row,
+        row ``r`` is shown by its ``r``-th item (modulo the images), so the pictures take
+        turns over the photos instead of showing the same one in every row."""
+        rows, count = len(self.track.rows), len(self.reader)
+        if self.track.file_masks is not None or self.length <= count:
+            return True
+        return index // rows >= row % min(count, self.length // rows)
+
 
 class _Sums:
     """Per method, per row: sums of each per-image score, of hole ratios, and counts."""
@@ -128,7 +138,8 @@ def evaluate(
     ``optional`` names metrics of :mod:`pconv.evaluation.optional_metrics` to add when their
     weights are available (a note otherwise). ``progress``: show a bar (None: when stderr is
     a terminal). ``images`` names the images in the config and the paper reference's label.
-    Returns the report and, per row index, the example pictures of its first item: masked
+    Returns the report and, per row index, the example pictures of one item (its first, or
+    see :meth:`EvalItems.shows_example`): masked
     input, each method's composite, ground truth.
     """
     device = torch.device(device)
@@ -159,7 +170,12 @@ def evaluate(
             skipped.update(line for text in batch["skipped"] for line in text.splitlines())
             np.add.at(sums.count, rows, 1)
             # Batch positions of the first item of each row not yet pictured.
-            first = {r: i for i, r in reversed(list(enumerate(rows.tolist())))}
+            indices = batch["index"].tolist()
+            first = {
+                r: i
+                for i, r in reversed(list(enumerate(rows.tolist())))
+                if items.shows_example(indices[i], r)
+            }
             new_rows = [i for r, i in first.items() if r not in examples]
             # The "input" column shows holes as pconv.data.masks.hole_pattern's checks.
             pattern = torch.from_numpy(hole_pattern(*image.shape[-2:])).permute(2, 0, 1)

@@ -46,3 +46,17 @@ def test_every_held_out_photo_is_in_every_row(track_name, per_row):
         for mirrored in (False, True)[:per_photo]
     }
     assert dict(cells) == want
+
+
+def test_example_pictures_take_turns_over_the_photos():
+    """examples.png shows one item per row: with two photos cycling in every row, the rows
+    alternate between them (the first item of every row would always be the same photo)."""
+    from pconv.evaluation.baselines import baseline_method
+    from pconv.evaluation.loop import evaluate
+
+    track = get_track("paper")
+    methods = {"mean": baseline_method("mean")}
+    _, examples = evaluate(methods, sample_source("heldout"), track, SIZE, 2, progress=False)
+    truths = [examples[row][-1] for row in range(len(track.rows))]
+    assert all(np.array_equal(truths[row], truths[row % 2]) for row in range(len(truths)))
+    assert not np.array_equal(truths[0], truths[1])

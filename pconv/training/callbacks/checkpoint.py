@@ -36,10 +36,15 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         # Known only now: whether this run resumes (Lightning restores after setup).
         if self._used_folder and trainer.is_global_zero and not trainer.ckpt_path:
+            where = (
+                "beside them (taken names get -v1, -v2, ...)"
+                if self._enable_version_counter
+                else "there, replacing files of the same name"
+            )
             print(
                 f"pconv: {self.dirpath} already holds checkpoints; this new run writes its "
-                "own there (a file of the same name is replaced); to continue that run "
-                "instead, pass --ckpt_path last, or give this one another --checkpoint.dirpath",
+                f"own {where}; to continue that run instead, pass --ckpt_path last, or give "
+                "this one another --checkpoint.dirpath",
                 file=sys.stderr,
             )
 

@@ -55,4 +55,4 @@ def test_resume_in_its_own_folder_is_quiet_and_a_new_run_there_gets_one_line(tmp
     caught, err = fit()  # a new run in a used folder
     assert not [m for m in caught if "is not empty" in m]
     (line,) = [line for line in err.splitlines() if line.startswith("pconv:")]
-    assert str(tmp_path) in line and "--ckpt_path last" in line
+    assert str(tmp_path) in line and "--ckpt_path last" in line and "beside them" in line
