@@ -184,3 +184,11 @@ def test_push_to_an_unreachable_hub_is_one_line(user, tmp_path):
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith("pconv push: cannot upload to user/name (")
     assert digests(user) == before
+
+
+def test_an_unwritable_torch_cache_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", "/proc/nope")  # cannot be created, even by root
+    assert main(["weights", "vgg16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pconv weights: cannot store the vgg16 weights in /proc/nope")
+    assert err.count("\n") == 1 and "set TORCH_HOME to a writable folder" in err
