@@ -162,3 +162,55 @@ def test_a_generic_mistake_is_one_line_and_exit_2(user, command, argv, capsys, m
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("pconv"), err
     assert digests(user) == before
+
+
+def test_push_to_an_unreachable_hub_is_one_line(user, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = os.environ | {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": "hf_none"}
+    env.pop("HF_HUB_OFFLINE", None)
+    argv = ["push", "--ckpt", str(user / "model.ckpt"), "--repo", "user/name"]
+    before = digests(user)
+    run = subprocess.run(
+        [sys.executable, "-m", "pconv", *argv],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith("pconv push: cannot upload to user/name (")
+    assert digests(user) == before
+
+
+def test_an_unwritable_torch_cache_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", "/proc/nope")  # cannot be created, even by root
+    assert main(["weights", "vgg16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pconv weights: cannot store the vgg16 weights in /proc/nope")
+    assert err.count("\n") == 1 and "set TORCH_HOME to a writable folder" in err
+
+
+def test_an_unreachable_hub_is_one_line_without_retries(user, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = os.environ | {
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "cache")
+    }  # fmt: skip
+    env.pop("HF_HUB_OFFLINE", None)
+    argv = ["export", "--ckpt", "hf://someone/model", "-o", str(tmp_path / "m.onnx")]
+    run = subprocess.run(
+        [sys.executable, "-m", "pconv", *argv],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Retrying" not in run.stderr, run.stderr
+    assert "hub repo someone/model is neither cached nor reachable (the hub cannot be" in run.stderr

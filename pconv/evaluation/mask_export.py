@@ -149,11 +149,12 @@ def export_masks(
         )
     with staging_folder(out_dir) as staging:
         manifest = _write_export(staging, track_name, size, per_row, seed)
-        if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        if not out_dir.exists():
             swap_in(staging, out_dir)
             return manifest
-        # Other files of the user's stay: ours are moved in one by one, the CSV last, so
-        # that it lists only masks that are in place.
+        # An existing folder is kept (it may be the working directory, or hold files of the
+        # user's): ours are moved in one by one, the CSV last, so that it lists only masks
+        # that are in place.
         for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
             os.replace(path, out_dir / path.name)
     for stale in previous:

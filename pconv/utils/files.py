@@ -74,7 +74,7 @@ def remove_stale_staging(destination: str | os.PathLike) -> list[Path]:
     """Remove the staging folders of ``destination`` that no live process holds (left by a
     run that was killed); returns them. Those of a run still going are locked and kept."""
     removed = []
-    for path in _staging_siblings(Path(destination)):
+    for path in _staging_siblings(Path(os.path.abspath(destination))):
         try:
             descriptor = try_lock(path)
         except OSError:  # vanished meanwhile, or not ours to open
@@ -97,7 +97,7 @@ def staging_folder(destination: str | os.PathLike) -> Iterator[Path]:
     Staging folders that killed runs left for ``destination`` are removed first, so none
     piles up (see :func:`remove_stale_staging`).
     """
-    destination = Path(destination)
+    destination = Path(os.path.abspath(destination))  # "-o ." has a name too
     remove_stale_staging(destination)
     staging = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}{STAGING_SUFFIX}")
     try:

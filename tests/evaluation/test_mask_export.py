@@ -158,3 +158,13 @@ def test_sizes_and_counts_the_machine_cannot_hold_are_refused(tmp_path, capsys, 
     (tmp_path / "keep.txt").write_text("keep")
     out = ["-o", tmp_path / "masks", *argv]
     assert_refused(main, ["export", "--size", SIZE, *out], message, capsys, tmp_path)
+
+
+def test_the_working_directory_can_be_the_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert export([".", "--per-bucket", 1, "--overwrite"]) == 0
+    assert export([".", "--per-bucket", 2, "--overwrite"]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {*file_names("paper", 2), "masks.csv", "contact_sheet.png", "mine.txt"}
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
