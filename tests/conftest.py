@@ -103,3 +103,38 @@ def restore_sigint():
     handler = signal.getsignal(signal.SIGINT)
     yield
     signal.signal(signal.SIGINT, handler)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """An S3-compatible server (moto) on a free loopback port, reached through the standard
+    AWS variables for the whole module; yields its ``http://`` URL. Tests create their own
+    buckets (names unique per test)."""
+    server_module = pytest.importorskip(
+        "moto.server", reason="moto[server] (the dev extra) runs the loopback object store"
+    )
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL", url)
+        patch.setenv("AWS_ACCESS_KEY_ID", "pconv-test")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "pconv-test-secret")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        yield url
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, request) -> str:
+    """A new empty bucket on ``s3_endpoint``; returns its name."""
+    import boto3
+
+    name = "pconv-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+

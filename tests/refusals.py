@@ -33,3 +33,17 @@ def assert_refused(
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert digests(root) == before
     return err
+
+
+def bucket_digests(bucket: str) -> dict[str, str]:
+    """SHA-256 of every object of ``bucket``, by key (new objects show up as keys)."""
+    import boto3
+
+    client = boto3.client("s3")
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {
+        item["Key"]: hashlib.sha256(
+            client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        ).hexdigest()
+        for item in listed
+    }

@@ -40,6 +40,7 @@ from pconv.data.images import (
     UnreadableImageWarning,
     decode_image,
 )
+from pconv.data.object_store import check_s3_folder
 from pconv.data.shards import INDEX_FILE, is_url, split_dir
 from pconv.data.sources import open_image_source
 from pconv.utils.files import staging_folder, swap_in
@@ -141,8 +142,10 @@ def split_indices(
 
 def check_destination(destination: str, overwrite: bool) -> None:
     """Refuse a split folder that must not be replaced: a file, a folder holding other things
-    than shards, or existing shards without ``overwrite`` (URLs are not checked)."""
+    than shards, or existing shards without ``overwrite``; of URLs, ``s3://`` ones are
+    checked (bucket, credentials, endpoint, existing shards), others left to LitData."""
     if is_url(destination):
+        check_s3_folder(destination, INDEX_FILE, want_index=False, overwrite=overwrite)
         return
     path = Path(destination)
     for folder in (path.parent, path):

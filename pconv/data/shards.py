@@ -19,6 +19,7 @@ from litdata.streaming.sampler import ChunkedIndex
 
 from pconv.data.datasets import MaskFn, make_sample, random_sample, sample_rng
 from pconv.data.images import DataSourceError, decode_image
+from pconv.data.object_store import check_s3_folder
 
 #: LitData's index of a shard folder.
 INDEX_FILE = "index.json"
@@ -39,6 +40,7 @@ def item_name(item: dict) -> str:
 
 
 def _check_shards(input_dir: str) -> None:
+    check_s3_folder(input_dir, INDEX_FILE, want_index=True)
     if not is_url(input_dir) and not Path(input_dir, INDEX_FILE).is_file():
         raise DataSourceError(
             f"no LitData shards at {input_dir} ({INDEX_FILE} missing); create them with "

@@ -1,7 +1,8 @@
 """Exact resume: a run interrupted (Ctrl-C) at any step and resumed from its newest checkpoint
 (interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights, optimizer and
 scheduler state to a straight run, mid-epoch, at an epoch's end, across the fine-tune switch,
-for a folder source and LitData shards, with 0 and 2 loader workers."""
+for a folder source and LitData shards (local, and in a bucket of a loopback S3 server), with 0
+and 2 loader workers."""
 
 import lightning as L
 import pytest
@@ -90,6 +91,20 @@ def shards(tmp_path_factory, folder):
     return output
 
 
+@pytest.fixture(scope="module")
+def s3_shards(folder, s3_endpoint):
+    """The shards of ``shards``, written by `pconv prepare` to a bucket of ``s3_endpoint``."""
+    import boto3
+
+    from pconv.data.prepare import main
+
+    boto3.client("s3").create_bucket(Bucket="resume")
+    for split in ("train", "val"):
+        argv = ["folder", str(folder), "-o", "s3://resume/shards", "--splits", split]
+        assert main([*argv, "--workers", "1"]) == 0
+    return "s3://resume/shards"
+
+
 def assert_identical(a: L.Trainer, b: L.Trainer) -> None:
     assert a.global_step == b.global_step == STEPS
     state_a, state_b = a.lightning_module.state_dict(), b.lightning_module.state_dict()
@@ -115,12 +130,16 @@ def assert_identical(a: L.Trainer, b: L.Trainer) -> None:
         ("shards", 2, 5, 4),  # with workers, after the switch
         ("shards", 0, 2, None),  # at epoch ends: Lightning finishes the "old" epoch first
         ("shards", 2, 4, None),
+        ("s3", 2, 4, 3),  # streamed from the bucket, with workers, across the switch
     ],
 )
 def test_interrupted_and_resumed_run_equals_a_straight_run(
-    tmp_path, folder, shards, restore_sigint, source, workers, stop_at, switch_at
+    tmp_path, request, folder, restore_sigint, source, workers, stop_at, switch_at
 ):
-    data_root = folder if source == "folder" else shards
+    data_root = request.getfixturevalue(
+        {"folder": "folder", "shards": "shards"}.get(source, "s3_shards")
+    )
+    source = "folder" if source == "folder" else "shards"
     straight = fit(tmp_path / "straight", source, data_root, workers, switch_at)
     resumed = tmp_path / "resumed"
     with pytest.raises(SystemExit):
