@@ -83,7 +83,8 @@ def gram_dtypes(monkeypatch) -> set[torch.dtype]:
 
 @pytest.fixture
 def restore_sigint():
-    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
-    handler = signal.getsignal(signal.SIGINT)
+    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handlers back.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield
-    signal.signal(signal.SIGINT, handler)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)

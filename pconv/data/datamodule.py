@@ -9,6 +9,7 @@ fixed evaluation set.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import asdict
 from typing import Literal
 
@@ -38,6 +39,14 @@ from pconv.data.transforms import (
 _FLAT_SOURCES = ("folder", "filelist")
 #: Evaluation sets per source: validation (slot 0) and test (slot 1).
 _EVAL_SLOTS = 2
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's init: ignore Ctrl-C and SIGTERM. A terminal or a scheduler sends
+    them to every process of the job, and the main process finishes its optimizer step (which
+    may need more batches) before it stops, and stops its workers itself."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class InpaintingDataModule(L.LightningDataModule):
@@ -150,12 +159,15 @@ class InpaintingDataModule(L.LightningDataModule):
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def _batches_done(self) -> int:
-        """Training batches this rank has consumed since the start of training (restored
-        from the checkpoint's step count on resume)."""
+        """Training batches this rank has trained on since the start of training:
+        Lightning's own batch counter, which checkpoints hold. Not ``global_step ×
+        accumulate_grad_batches``: a checkpoint may be taken inside an accumulation group
+        (a crash), and an epoch whose length is not a multiple of the accumulation count
+        ends with a shorter group (Lightning steps on an epoch's last batch)."""
         trainer = self.trainer
         if trainer is None:
             return 0
-        return trainer.global_step * trainer.accumulate_grad_batches
+        return trainer.fit_loop.epoch_loop.batch_progress.total.processed
 
     def _mask_fn(self) -> MaskFn:
         if self.hparams.mask_dir:
@@ -233,6 +245,7 @@ class InpaintingDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            worker_init_fn=ignore_stop_signals if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

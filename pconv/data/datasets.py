@@ -69,11 +69,17 @@ class EpochSampler(DistributedSampler):
     Each epoch is a permutation drawn from (seed, epoch) alone, split over the ranks like
     Lightning's DistributedSampler (equal shares, the remainder left out), and cut into
     ``batch_size`` batches (a ragged last batch is left out unless it is the only one).
-    Iteration starts at batch ``position()``, counted from the start of training: the
-    DataModule passes the trainer's step count, which checkpoints hold, so a resumed run
-    continues the epoch exactly where the checkpoint was taken, with no loader state and
-    no prefetch off-by-one. Being a DistributedSampler, Lightning leaves it in place under
-    DDP.
+    Iteration starts at batch ``position()``, counted from the start of training over one
+    continuous stream of epochs: the DataModule passes the trainer's batch count, which
+    checkpoints hold, so a resumed run continues exactly where the checkpoint was taken, with
+    no loader state and no prefetch off-by-one. Being a DistributedSampler, Lightning leaves
+    it in place under DDP.
+
+    Lightning ends its epoch after ``len(self) // batch_size`` batches, or fewer with
+    ``limit_train_batches``: its next epoch then continues this pass where the last one
+    stopped and runs into the next pass, so every item trains once per pass and every
+    Lightning epoch has the same length. Iteration therefore yields the rest of this pass and
+    the whole next one; Lightning stops taking batches at its epoch's end.
     """
 
     def __init__(
@@ -104,8 +110,8 @@ class EpochSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         epoch, batch = divmod(self.position(), self.batches)
-        keys = self.epoch_keys(epoch)[batch * self.batch_size :]
-        return iter(keys.tolist())
+        yield from self.epoch_keys(epoch)[batch * self.batch_size :].tolist()
+        yield from self.epoch_keys(epoch + 1).tolist()
 
 
 class TrainDataset(Dataset):
