@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -38,6 +39,7 @@ from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.training import preflight
+from pconv.training.checkpoint_io import AtomicCheckpointIO
 from pconv.training.callbacks import (
     BestAndLastCheckpoint,
     FinetuneSwitch,
@@ -49,7 +51,7 @@ from pconv.training.callbacks import (
 from pconv.training.callbacks.console import ModelSummary, ProgressBar
 from pconv.training.module import InpaintingModule, NonFiniteLossError
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
-from pconv.weights.checkpoints import newest_checkpoint
+from pconv.weights.checkpoints import checkpoint_step, newest_checkpoint, read_checkpoint
 from pconv.weights.errors import CheckpointError
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
@@ -187,6 +189,8 @@ class PConvCLI(LightningCLI):
         if not path or path in _CKPT_KEYWORDS:
             return
         checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
+        if subcommand == "fit":
+            preflight.check_resume_data(checkpoint, config.data)
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
@@ -233,6 +237,13 @@ class PConvCLI(LightningCLI):
             parser.set_defaults(verbose=False)
         return parser
 
+    def instantiate_trainer(self, **kwargs: Any):
+        trainer = super().instantiate_trainer(**kwargs)
+        # Every checkpoint written atomically, unless the config chose its own CheckpointIO.
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
@@ -256,34 +267,74 @@ class PConvCLI(LightningCLI):
                         file=sys.stderr,
                     )
 
-    def _resolve_last(self) -> None:
+    def _resolve_last(self, subcommand: str) -> None:
         """``--ckpt_path last``: the checkpoint with the highest global step among the
         ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
-        the newest file), checked against the configured architecture."""
+        the newest file), checked against the configured architecture. An unreadable file
+        (0 bytes, cut short) is skipped with one line naming it. With no checkpoint at all,
+        ``fit`` says in one line that it starts from step 0; the other subcommands refuse,
+        rather than evaluate an untrained network."""
         trainer = self.trainer
         candidates = set()
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint):
                 candidates |= callback._find_last_checkpoints(trainer)
         folders = {str(Path(path).parent) for path in candidates}
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                # The folder ModelCheckpoint itself searches (<logger dir>/checkpoints).
+                folders.add(os.path.normpath(callback._ModelCheckpoint__resolve_ckpt_dir(trainer)))
         for callback in trainer.callbacks:
             if isinstance(callback, InterruptCheckpoint):
                 folders |= {callback.dirpath} if callback.dirpath else set()
                 candidates |= {str(Path(f, callback.filename + ".ckpt")) for f in folders}
-        path = newest_checkpoint(sorted(candidates))
-        self.config_init.fit.ckpt_path = path
+        existing = sorted(path for path in candidates if Path(path).is_file())
+        for path in existing:
+            if checkpoint_step(path) < 0:
+                try:
+                    read_checkpoint(path)
+                except (CheckpointError, FileNotFoundError) as error:
+                    print(f"pconv: --ckpt_path last skips {error}", file=sys.stderr)
+        path = newest_checkpoint(existing)
+        self.config_init[subcommand].ckpt_path = path
         if path is not None:
-            preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+            config = self.config[subcommand]
+            checkpoint = preflight.check_checkpoint("--ckpt_path last", path, config.model)
+            if subcommand == "fit":
+                preflight.check_resume_data(checkpoint, config.data)
+            return
+        where = ", ".join(sorted(folders)) or trainer.default_root_dir
+        if subcommand != "fit":
+            raise CheckpointError(
+                f"--ckpt_path last: no readable checkpoint in {where}; pass --ckpt_path <file>"
+            )
+        print(
+            f"pconv: --ckpt_path last: no readable checkpoint in {where}; training starts "
+            "from step 0",
+            file=sys.stderr,
+        )
+
+    def _before_subcommand(self, subcommand: str) -> None:
+        if self.config_init[subcommand].get("ckpt_path") == "last":
+            self._resolve_last(subcommand)
 
     def before_fit(self) -> None:
-        if self.config_init.fit.get("ckpt_path") == "last":
-            self._resolve_last()
+        self._before_subcommand("fit")
         config = self.config.fit
         if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
             raise CheckpointError(
                 "finetune.at_step is 0 (fine-tuning from the first step) but model.init_from "
                 "names no checkpoint; pass --model.init_from=<initial-phase checkpoint>"
             )
+
+    def before_validate(self) -> None:
+        self._before_subcommand("validate")
+
+    def before_test(self) -> None:
+        self._before_subcommand("test")
+
+    def before_predict(self) -> None:
+        self._before_subcommand("predict")
 
     def after_fit(self) -> None:
         self._report_wandb()
