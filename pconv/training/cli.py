@@ -50,6 +50,7 @@ from pconv.training.callbacks import (
 )
 from pconv.training.callbacks.console import ModelSummary, ProgressBar
 from pconv.training.module import InpaintingModule, NonFiniteLossError
+from pconv.utils.files import FolderBusyError, lock_folder
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
 from pconv.weights.checkpoints import checkpoint_step, newest_checkpoint, read_checkpoint
 from pconv.weights.errors import CheckpointError
@@ -267,23 +268,26 @@ class PConvCLI(LightningCLI):
                         file=sys.stderr,
                     )
 
-    def _resolve_last(self, subcommand: str) -> None:
-        """``--ckpt_path last``: the checkpoint with the highest global step among the
-        ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
-        the newest file), checked against the configured architecture. An unreadable file
-        (0 bytes, cut short) is skipped with one line naming it. With no checkpoint at all,
-        ``fit`` says in one line that it starts from step 0; the other subcommands refuse,
-        rather than evaluate an untrained network."""
+    def _checkpoint_folders(self) -> set[str]:
+        """The folders ModelCheckpoint writes to (``<logger dir>/checkpoints``)."""
+        trainer = self.trainer
+        return {
+            os.path.normpath(callback._ModelCheckpoint__resolve_ckpt_dir(trainer))
+            for callback in trainer.checkpoint_callbacks
+            if isinstance(callback, ModelCheckpoint)
+        }
+
+    def _newest_checkpoint(self) -> tuple[str | None, str]:
+        """(the readable checkpoint with the highest global step among the ModelCheckpoint
+        ``last`` files and the interrupt checkpoint, or None; the folders searched). Lightning
+        would take the newest file. An unreadable file (0 bytes, cut short) is skipped with
+        one line naming it."""
         trainer = self.trainer
         candidates = set()
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint):
                 candidates |= callback._find_last_checkpoints(trainer)
-        folders = {str(Path(path).parent) for path in candidates}
-        for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint):
-                # The folder ModelCheckpoint itself searches (<logger dir>/checkpoints).
-                folders.add(os.path.normpath(callback._ModelCheckpoint__resolve_ckpt_dir(trainer)))
+        folders = {str(Path(path).parent) for path in candidates} | self._checkpoint_folders()
         for callback in trainer.callbacks:
             if isinstance(callback, InterruptCheckpoint):
                 folders |= {callback.dirpath} if callback.dirpath else set()
@@ -294,16 +298,25 @@ class PConvCLI(LightningCLI):
                 try:
                     read_checkpoint(path)
                 except (CheckpointError, FileNotFoundError) as error:
-                    print(f"pconv: --ckpt_path last skips {error}", file=sys.stderr)
-        path = newest_checkpoint(existing)
+                    print(f"pconv: skipping {error}", file=sys.stderr)
+        return newest_checkpoint(existing), ", ".join(sorted(folders)) or trainer.default_root_dir
+
+    def _resume_from(self, subcommand: str, key: str, path: str) -> None:
+        config = self.config[subcommand]
+        checkpoint = preflight.check_checkpoint(key, path, config.model)
+        if subcommand == "fit":
+            preflight.check_resume_data(checkpoint, config.data)
         self.config_init[subcommand].ckpt_path = path
+
+    def _resolve_last(self, subcommand: str) -> None:
+        """``--ckpt_path last``: :meth:`_newest_checkpoint`, checked against the configured
+        architecture. With no checkpoint at all, ``fit`` says in one line that it starts from
+        step 0; the other subcommands refuse, rather than evaluate an untrained network."""
+        path, where = self._newest_checkpoint()
         if path is not None:
-            config = self.config[subcommand]
-            checkpoint = preflight.check_checkpoint("--ckpt_path last", path, config.model)
-            if subcommand == "fit":
-                preflight.check_resume_data(checkpoint, config.data)
+            self._resume_from(subcommand, "--ckpt_path last", path)
             return
-        where = ", ".join(sorted(folders)) or trainer.default_root_dir
+        self.config_init[subcommand].ckpt_path = None
         if subcommand != "fit":
             raise CheckpointError(
                 f"--ckpt_path last: no readable checkpoint in {where}; pass --ckpt_path <file>"
@@ -314,29 +327,71 @@ class PConvCLI(LightningCLI):
             file=sys.stderr,
         )
 
-    def _before_subcommand(self, subcommand: str) -> None:
-        if self.config_init[subcommand].get("ckpt_path") == "last":
-            self._resolve_last(subcommand)
+    def _resume_unasked(self) -> None:
+        """A ``fit`` without ``--ckpt_path`` whose checkpoint folder already holds
+        checkpoints (a requeued job, a command run again) resumes from the newest step and
+        says so: a fresh start there would write over that work."""
+        path, _ = self._newest_checkpoint()
+        if path is None:
+            return
+        self._resume_from("fit", "checkpoint", path)
+        print(
+            f"pconv: {Path(path).parent} already holds this run's checkpoints; resuming from "
+            f"{path} (step {checkpoint_step(path)}) with its weights, optimizer and learning "
+            "rates, so model.optimizer values given now are not used; to train from scratch "
+            "use another folder (trainer.default_root_dir or checkpoint.dirpath)",
+            file=sys.stderr,
+        )
+
+    def _lock_checkpoint_folders(self) -> None:
+        """Hold the checkpoint folders for this run: a second ``fit`` on them refuses."""
+        if not self.trainer.is_global_zero:
+            return
+        for folder in sorted(self._checkpoint_folders()):
+            try:
+                self._locks.append(lock_folder(folder, ".pconv-fit.lock"))
+            except FolderBusyError as error:
+                raise CheckpointError(
+                    f"checkpoint folder {error}, another `pconv fit` writing there; wait for "
+                    "it to end, or give this run another folder (trainer.default_root_dir or "
+                    "checkpoint.dirpath)"
+                ) from None
 
     def before_fit(self) -> None:
-        self._before_subcommand("fit")
+        self._locks: list = []
+        self._lock_checkpoint_folders()
+        ckpt_path = self.config_init.fit.get("ckpt_path")
+        if ckpt_path == "last":
+            self._resolve_last("fit")
+        elif not ckpt_path:
+            self._resume_unasked()
         config = self.config.fit
-        if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
+        if (
+            config.finetune.at_step == 0
+            and not config.model.init_from
+            and not self.config_init.fit.get("ckpt_path")
+        ):
             raise CheckpointError(
                 "finetune.at_step is 0 (fine-tuning from the first step) but model.init_from "
                 "names no checkpoint; pass --model.init_from=<initial-phase checkpoint>"
             )
 
+    def _before_evaluation(self, subcommand: str) -> None:
+        if self.config_init[subcommand].get("ckpt_path") == "last":
+            self._resolve_last(subcommand)
+
     def before_validate(self) -> None:
-        self._before_subcommand("validate")
+        self._before_evaluation("validate")
 
     def before_test(self) -> None:
-        self._before_subcommand("test")
+        self._before_evaluation("test")
 
     def before_predict(self) -> None:
-        self._before_subcommand("predict")
+        self._before_evaluation("predict")
 
     def after_fit(self) -> None:
+        for lock in self._locks:
+            lock.close()
         self._report_wandb()
 
     def after_validate(self) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 @contextmanager
@@ -35,3 +36,33 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
     return Path(path)
+
+
+class FolderBusyError(OSError):
+    """Another live process holds the folder's lock."""
+
+
+def lock_folder(folder: str | os.PathLike, name: str = ".lock") -> IO[str]:
+    """Take ``folder/name`` as an exclusive lock for as long as the returned file stays open
+    (close it to release). The lock is ``flock``'s: the kernel drops it when its process
+    dies, so a killed run leaves no stale lock. The file holds the holder's process id.
+
+    Raises :class:`FolderBusyError` naming the holder while another process holds it.
+    """
+    import fcntl
+
+    path = Path(folder, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "unknown"
+        file.close()
+        raise FolderBusyError(f"{folder} is in use by process {holder}") from None
+    file.seek(0)
+    file.truncate()
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    return file

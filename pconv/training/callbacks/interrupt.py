@@ -47,7 +47,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     checkpoint. A failed start, or a stop right after a save, writes and advertises nothing,
     and an existing file holding as many steps or more is never replaced. It saves nothing
     when the loss became NaN/Inf: those weights are useless, and the last regular checkpoint
-    is the one to resume from. It removes its file after a run that ends normally.
+    is the one to resume from. It removes its file after a run that ends normally, unless
+    the file holds a later step than the run reached.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
@@ -146,5 +147,6 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
 
     def teardown(self, trainer: L.Trainer, *args, **kwargs) -> None:
         self._restore_handlers()
-        if self.dirpath:
+        # Only a file this run has overtaken: never one holding a later step (another run's).
+        if self.dirpath and checkpoint_step(self.ckpt_path) <= trainer.global_step:
             super().teardown(trainer, *args, **kwargs)

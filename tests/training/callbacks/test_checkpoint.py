@@ -36,3 +36,19 @@ def test_last_checkpoint_is_the_newest_validated_step(tmp_path):
     assert last_step(BestAndLastCheckpoint, tmp_path) == STEPS
     best = [p.name for p in tmp_path.glob("*.ckpt") if p.name != "last.ckpt"]
     assert len(best) == 1 and "step=2" in best[0]  # the best is still the first validation
+
+
+def test_last_ckpt_is_rewritten_even_when_the_restored_state_does_not_name_it(tmp_path):
+    def fit(every: int, steps: int, ckpt_path=None) -> None:
+        callback = BestAndLastCheckpoint(
+            dirpath=tmp_path, save_last=True, every_n_train_steps=every
+        )
+        trainer = cpu_trainer(tmp_path, steps, callbacks=[callback], limit_val_batches=0)
+        trainer.fit(BoringModel(), ckpt_path=ckpt_path)
+
+    fit(every=2, steps=2)
+    # Resumed with other checkpoint settings: Lightning does not restore the callback's
+    # state (its key changed), so it would write last-v1.ckpt beside last.ckpt at step 2.
+    fit(every=1, steps=5, ckpt_path=tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 5
