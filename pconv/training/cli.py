@@ -39,7 +39,6 @@ from pconv.data.datamodule import InpaintingDataModule
 from pconv.data.images import DataSourceError
 from pconv.losses.vgg import WeightsUnavailableError
 from pconv.training import preflight
-from pconv.training.checkpoint_io import AtomicCheckpointIO
 from pconv.training.callbacks import (
     BestAndLastCheckpoint,
     FinetuneSwitch,
@@ -49,6 +48,7 @@ from pconv.training.callbacks import (
     ValidationImageGrid,
 )
 from pconv.training.callbacks.console import ModelSummary, ProgressBar
+from pconv.training.checkpoint_io import AtomicCheckpointIO
 from pconv.training.module import InpaintingModule, NonFiniteLossError
 from pconv.utils.files import FolderBusyError, lock_folder
 from pconv.utils.notices import quiet_library_notices, quiet_wandb

@@ -221,11 +221,21 @@ def test_an_epoch_not_a_multiple_of_the_accumulation_trains_every_sample_once(
     keys = TrainedKeys()
     # 10 items, batches of 2: 5 batches an epoch, accumulated by 2 -> steps after 2, 4, 5.
     trainer = fit(
-        tmp_path, "folder", folder, 0, None, [keys], items=10, accumulate_grad_batches=2,
-        max_steps=-1, max_epochs=3,
+        tmp_path,
+        "folder",
+        folder,
+        0,
+        None,
+        [keys],
+        items=10,
+        accumulate_grad_batches=2,
+        max_steps=-1,
+        max_epochs=3,
     )
     assert [sorted(epoch) for epoch in keys.epochs] == [
-        list(range(10)), list(range(10, 20)), list(range(20, 30))
+        list(range(10)),
+        list(range(10, 20)),
+        list(range(20, 30)),
     ]
     assert trainer.global_step == 9  # 3 optimizer steps an epoch, the last on one batch
 
@@ -234,8 +244,16 @@ def test_limit_train_batches_cuts_a_pass_into_equal_epochs(tmp_path, folder, key
     keys = TrainedKeys()
     switch = FinetuneSwitch(at_epoch=2, lr=3e-4)
     trainer = fit(
-        tmp_path, "folder", folder, 0, switch, [keys], items=10, limit_train_batches=3,
-        max_steps=-1, max_epochs=4,
+        tmp_path,
+        "folder",
+        folder,
+        0,
+        switch,
+        [keys],
+        items=10,
+        limit_train_batches=3,
+        max_steps=-1,
+        max_epochs=4,
     )
     # Epochs of 3 batches each; the data runs on through passes of 5 batches, every item
     # once a pass (keys 10 * pass + index).

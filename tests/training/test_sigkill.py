@@ -92,7 +92,7 @@ def test_kill_9_at_random_moments_then_resume_equals_a_straight_run(tmp_path):
         if kill == 2:  # while a checkpoint is being written: half of it on disk
             half_written = log.read_text().count(HALF_WRITTEN)
             process = start(config, log, str(Path(__file__).with_name("slow_save_fit.py")))
-            assert wait_for(lambda: log.read_text().count(HALF_WRITTEN) > half_written, process)
+            assert wait_for(lambda n=half_written: log.read_text().count(HALF_WRITTEN) > n, process)
         else:  # at a random moment after this run trained at least one step of its own
             process = start(config, log)
             assert wait_for(lambda before=before: step_of(last) > before, process)

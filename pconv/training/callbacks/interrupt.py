@@ -78,11 +78,11 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         if self.stop_signal is None:
             self.stop_signal = signum
             # os.write, not print: a handler may run inside another write to stderr.
-            os.write(
-                2,
+            line = (
                 f"pconv: {name}: stopping after the current optimizer step, then saving "
-                f"{self.filename}.ckpt; send {name} again to stop at once without saving\n".encode(),
+                f"{self.filename}.ckpt; send {name} again to stop at once without saving\n"
             )
+            os.write(2, line.encode())
             return
         self._aborted = True
         self._restore_handlers()
@@ -120,24 +120,29 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
-        self._save(trainer)
+        if not self._save(trainer):
+            rank_zero_info(
+                f"Stopped at step {trainer.global_step}, the step of the newest checkpoint; "
+                "resume with --ckpt_path last"
+            )
         self._restore_handlers()
         raise TrainingStopped(self.stop_signal or signal.SIGTERM)
 
-    def _save(self, trainer: L.Trainer) -> None:
+    def _save(self, trainer: L.Trainer) -> bool:
         """Save the checkpoint if this run made progress since its last one, and say how
-        to resume."""
+        to resume; whether it saved."""
         if self.saved_step is None or trainer.global_step <= self.saved_step:
-            return  # no progress to save
+            return False  # no progress to save
         self._resolve(trainer)
         existing = Path(self.ckpt_path)
         if existing.is_file() and checkpoint_step(existing) >= trainer.global_step:
-            return
+            return False
         trainer.save_checkpoint(self.ckpt_path)
         rank_zero_info(
             f"Saved {self.ckpt_path} at step {trainer.global_step}; resume with "
             f"--ckpt_path {self.ckpt_path}"
         )
+        return True
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
         self._restore_handlers()
