@@ -1,7 +1,10 @@
-"""Exact resume: a run interrupted (Ctrl-C) at any step and resumed from its newest checkpoint
-(interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights, optimizer and
-scheduler state to a straight run, mid-epoch, at an epoch's end, across the fine-tune switch,
-for a folder source and LitData shards, with 0 and 2 loader workers."""
+"""Exact resume: a run interrupted (Ctrl-C, SIGTERM) at any step and resumed from its newest
+checkpoint (interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights,
+buffers, optimizer and scheduler state to a straight run, mid-epoch, at an epoch's end, across
+the fine-tune switch, for a folder source and LitData shards, with 0 and 2 loader workers,
+with gradient accumulation and limit_train_batches; a signal in the middle of a step finishes
+it first. Epochs not a multiple of the accumulation, and epochs cut by limit_train_batches,
+train every item exactly once a pass."""
 
 import os
 import signal
@@ -158,26 +161,29 @@ class Signal(L.Callback):
 
 
 @pytest.mark.parametrize(
-    ("signum", "accumulate", "workers", "stop_at"),
+    ("source", "signum", "accumulate", "workers", "stop_at", "limit"),
     [
-        (signal.SIGINT, 1, 0, 2),
-        (signal.SIGTERM, 1, 2, 4),
-        (signal.SIGINT, 2, 0, 3),  # inside an accumulation group, at an epoch's short group
-        (signal.SIGTERM, 2, 2, 4),
+        ("folder", signal.SIGINT, 1, 0, 2, None),
+        ("folder", signal.SIGTERM, 1, 2, 4, None),
+        ("folder", signal.SIGINT, 2, 0, 3, None),  # inside a group, at an epoch's short group
+        ("folder", signal.SIGTERM, 2, 2, 4, None),
+        ("folder", signal.SIGINT, 1, 0, 3, 2),  # epochs of 2 batches, passes of 3
+        ("shards", signal.SIGTERM, 2, 0, 3, None),  # 2 batches a pass: one group an epoch
     ],
 )
 def test_a_signal_mid_step_finishes_the_step_then_saves_and_resumes_exactly(
-    tmp_path, folder, restore_sigint, signum, accumulate, workers, stop_at
+    tmp_path, folder, shards, restore_sigint, source, signum, accumulate, workers, stop_at, limit
 ):
-    run = dict(accumulate_grad_batches=accumulate)
-    straight = fit(tmp_path / "straight", "folder", folder, workers, 2, **run)
+    data_root = folder if source == "folder" else shards
+    run = dict(accumulate_grad_batches=accumulate, limit_train_batches=limit)
+    straight = fit(tmp_path / "straight", source, data_root, workers, 2, **run)
     resumed = tmp_path / "resumed"
     with pytest.raises(SystemExit) as stopped:
-        fit(resumed, "folder", folder, workers, 2, [Signal(stop_at, (signum,))], **run)
+        fit(resumed, source, data_root, workers, 2, [Signal(stop_at, (signum,))], **run)
     assert stopped.value.code == 128 + signum  # a scheduler sees the job did not finish
     saved = resumed / "checkpoints" / "interrupted.ckpt"
     assert torch.load(saved, weights_only=True)["global_step"] == stop_at + 1  # step finished
-    again = fit(resumed, "folder", folder, workers, 2, ckpt_path=saved, **run)
+    again = fit(resumed, source, data_root, workers, 2, ckpt_path=saved, **run)
     assert_identical(straight, again)
 
 
