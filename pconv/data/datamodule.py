@@ -17,6 +17,8 @@ import lightning as L
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.trainer.connectors.data_connector import _parse_num_batches
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
@@ -169,6 +171,13 @@ class InpaintingDataModule(L.LightningDataModule):
             return 0
         return trainer.fit_loop.epoch_loop.batch_progress.total.processed
 
+    def _epoch_batches(self, batches: int) -> int | None:
+        """Batches of a training epoch of ``batches`` batches as Lightning runs it
+        (``limit_train_batches`` applied); None outside a trainer."""
+        if self.trainer is None:
+            return None
+        return _parse_num_batches(RunningStage.TRAINING, batches, self.trainer.limit_train_batches)
+
     def _mask_fn(self) -> MaskFn:
         if self.hparams.mask_dir:
             return MaskFileSource(self.hparams.mask_dir)
@@ -264,6 +273,7 @@ class InpaintingDataModule(L.LightningDataModule):
             self.hparams.batch_size,
             self.seed,
             self._batches_done,
+            lambda: self._epoch_batches(sampler.batches),
             num_replicas=kwargs.get("num_replicas", 1),
             rank=kwargs.get("rank", 0),
         )

@@ -75,11 +75,10 @@ class EpochSampler(DistributedSampler):
     no loader state and no prefetch off-by-one. Being a DistributedSampler, Lightning leaves
     it in place under DDP.
 
-    Lightning ends its epoch after ``len(self) // batch_size`` batches, or fewer with
-    ``limit_train_batches``: its next epoch then continues this pass where the last one
-    stopped and runs into the next pass, so every item trains once per pass and every
-    Lightning epoch has the same length. Iteration therefore yields the rest of this pass and
-    the whole next one; Lightning stops taking batches at its epoch's end.
+    ``epoch_batches()`` gives the batches of a Lightning epoch (fewer than a pass with
+    ``limit_train_batches``; None: a pass). Such an epoch continues the pass where the last
+    one stopped and runs on into the next pass, so every item trains once per pass and every
+    Lightning epoch has the same length.
     """
 
     def __init__(
@@ -88,6 +87,7 @@ class EpochSampler(DistributedSampler):
         batch_size: int,
         seed: int,
         position: Callable[[], int] = lambda: 0,
+        epoch_batches: Callable[[], int | None] = lambda: None,
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
@@ -96,6 +96,7 @@ class EpochSampler(DistributedSampler):
         self.batch_size = batch_size
         self.seed = seed
         self.position = position
+        self.epoch_batches = epoch_batches
         self.share = length // num_replicas
         self.batches = max(self.share // batch_size, 1)
 
@@ -109,9 +110,15 @@ class EpochSampler(DistributedSampler):
         return epoch * self.length + indices[:: self.num_replicas][: len(self)]
 
     def __iter__(self) -> Iterator[int]:
-        epoch, batch = divmod(self.position(), self.batches)
-        yield from self.epoch_keys(epoch)[batch * self.batch_size :].tolist()
-        yield from self.epoch_keys(epoch + 1).tolist()
+        batch = self.position()
+        length = self.epoch_batches() or self.batches
+        end = (batch // length + 1) * length  # where this (Lightning) epoch ends
+        while batch < end:
+            epoch, first = divmod(batch, self.batches)
+            last = min(self.batches, first + end - batch)
+            keys = self.epoch_keys(epoch)[first * self.batch_size : last * self.batch_size]
+            yield from keys.tolist()
+            batch += last - first
 
 
 class TrainDataset(Dataset):

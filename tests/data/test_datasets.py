@@ -82,15 +82,21 @@ def test_training_samples_are_a_function_of_seed_epoch_index_and_rank():
 def test_epoch_sampler_resumes_at_a_batch_and_splits_ranks():
     batches_done = [0]
     sampler = EpochSampler(10, batch_size=2, seed=3, position=lambda: batches_done[0])
-    epochs = [list(sampler)[:10] for batches_done[0] in (0, 5)]
+    epochs = [list(sampler) for batches_done[0] in (0, 5)]
     assert sorted(epochs[0]) == list(range(10))  # a permutation of the epoch
     assert sorted(epochs[1]) == list(range(10, 20))  # epoch 1, keyed 10 + index
     assert epochs[0] != [k - 10 for k in epochs[1]]  # reshuffled
-    batches_done[0] = 7  # two batches into epoch 1, then on into epoch 2
-    stream = list(sampler)
-    assert stream[:6] == epochs[1][4:] and sorted(stream[6:]) == list(range(20, 30))
+    batches_done[0] = 7  # two batches into epoch 1
+    assert list(sampler) == epochs[1][4:]
+    # Epochs of 3 batches (limit_train_batches) cut the stream of passes of 5 batches: the
+    # third epoch (batches 6-8) is batches 1-3 of pass 1.
+    limited = EpochSampler(10, 2, 3, position=lambda: batches_done[0], epoch_batches=lambda: 3)
+    batches_done[0] = 4  # the last batch of epoch 1: pass 0's batch 4, then pass 1's batch 0
+    assert list(limited) == epochs[0][8:] + epochs[1][:2]
+    batches_done[0] = 6
+    assert list(limited) == epochs[1][2:8]
     ranks = [EpochSampler(10, 2, 3, num_replicas=2, rank=r) for r in range(2)]
-    shares = [list(r)[: len(r)] for r in ranks]
+    shares = [list(r) for r in ranks]
     assert [len(share) for share in shares] == [4, 4]  # 5 each, cut to whole batches
     assert not set(shares[0]) & set(shares[1])
 
