@@ -99,10 +99,11 @@ def gram_dtypes(monkeypatch) -> set[torch.dtype]:
 
 @pytest.fixture
 def restore_sigint():
-    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handler back.
-    handler = signal.getsignal(signal.SIGINT)
+    # Lightning ignores SIGINT after a KeyboardInterrupt; give pytest its handlers back.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield
-    signal.signal(signal.SIGINT, handler)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="module")
@@ -137,4 +138,3 @@ def s3_bucket(s3_endpoint, request) -> str:
     name = "pconv-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     boto3.client("s3").create_bucket(Bucket=name)
     return name
-

@@ -9,6 +9,7 @@ fixed evaluation set.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import asdict
 from typing import Literal
 
@@ -16,6 +17,8 @@ import lightning as L
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.trainer.connectors.data_connector import _parse_num_batches
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
@@ -39,6 +42,14 @@ from pconv.data.transforms import (
 FLAT_SOURCES = ("folder", "filelist")
 #: Evaluation sets per source: validation (slot 0) and test (slot 1).
 _EVAL_SLOTS = 2
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's init: ignore Ctrl-C and SIGTERM. A terminal or a scheduler sends
+    them to every process of the job, and the main process finishes its optimizer step (which
+    may need more batches) before it stops, and stops its workers itself."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class InpaintingDataModule(L.LightningDataModule):
@@ -151,12 +162,22 @@ class InpaintingDataModule(L.LightningDataModule):
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def _batches_done(self) -> int:
-        """Training batches this rank has consumed since the start of training (restored
-        from the checkpoint's step count on resume)."""
+        """Training batches this rank has trained on since the start of training:
+        Lightning's own batch counter, which checkpoints hold. Not ``global_step ×
+        accumulate_grad_batches``: a checkpoint may be taken inside an accumulation group
+        (a crash), and an epoch whose length is not a multiple of the accumulation count
+        ends with a shorter group (Lightning steps on an epoch's last batch)."""
         trainer = self.trainer
         if trainer is None:
             return 0
-        return trainer.global_step * trainer.accumulate_grad_batches
+        return trainer.fit_loop.epoch_loop.batch_progress.total.processed
+
+    def _epoch_batches(self, batches: int) -> int | None:
+        """Batches of a training epoch of ``batches`` batches as Lightning runs it
+        (``limit_train_batches`` applied); None outside a trainer."""
+        if self.trainer is None:
+            return None
+        return _parse_num_batches(RunningStage.TRAINING, batches, self.trainer.limit_train_batches)
 
     def _mask_fn(self) -> MaskFn:
         if self.hparams.mask_dir:
@@ -234,6 +255,7 @@ class InpaintingDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            worker_init_fn=ignore_stop_signals if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -252,6 +274,7 @@ class InpaintingDataModule(L.LightningDataModule):
             self.hparams.batch_size,
             self.seed,
             self._batches_done,
+            lambda: self._epoch_batches(sampler.batches),
             num_replicas=kwargs.get("num_replicas", 1),
             rank=kwargs.get("rank", 0),
         )

@@ -69,11 +69,16 @@ class EpochSampler(DistributedSampler):
     Each epoch is a permutation drawn from (seed, epoch) alone, split over the ranks like
     Lightning's DistributedSampler (equal shares, the remainder left out), and cut into
     ``batch_size`` batches (a ragged last batch is left out unless it is the only one).
-    Iteration starts at batch ``position()``, counted from the start of training: the
-    DataModule passes the trainer's step count, which checkpoints hold, so a resumed run
-    continues the epoch exactly where the checkpoint was taken, with no loader state and
-    no prefetch off-by-one. Being a DistributedSampler, Lightning leaves it in place under
-    DDP.
+    Iteration starts at batch ``position()``, counted from the start of training over one
+    continuous stream of epochs: the DataModule passes the trainer's batch count, which
+    checkpoints hold, so a resumed run continues exactly where the checkpoint was taken, with
+    no loader state and no prefetch off-by-one. Being a DistributedSampler, Lightning leaves
+    it in place under DDP.
+
+    ``epoch_batches()`` gives the batches of a Lightning epoch (fewer than a pass with
+    ``limit_train_batches``; None: a pass). Such an epoch continues the pass where the last
+    one stopped and runs on into the next pass, so every item trains once per pass and every
+    Lightning epoch has the same length.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class EpochSampler(DistributedSampler):
         batch_size: int,
         seed: int,
         position: Callable[[], int] = lambda: 0,
+        epoch_batches: Callable[[], int | None] = lambda: None,
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
@@ -90,6 +96,7 @@ class EpochSampler(DistributedSampler):
         self.batch_size = batch_size
         self.seed = seed
         self.position = position
+        self.epoch_batches = epoch_batches
         self.share = length // num_replicas
         self.batches = max(self.share // batch_size, 1)
 
@@ -103,9 +110,15 @@ class EpochSampler(DistributedSampler):
         return epoch * self.length + indices[:: self.num_replicas][: len(self)]
 
     def __iter__(self) -> Iterator[int]:
-        epoch, batch = divmod(self.position(), self.batches)
-        keys = self.epoch_keys(epoch)[batch * self.batch_size :]
-        return iter(keys.tolist())
+        batch = self.position()
+        length = self.epoch_batches() or self.batches
+        end = (batch // length + 1) * length  # where this (Lightning) epoch ends
+        while batch < end:
+            epoch, first = divmod(batch, self.batches)
+            last = min(self.batches, first + end - batch)
+            keys = self.epoch_keys(epoch)[first * self.batch_size : last * self.batch_size]
+            yield from keys.tolist()
+            batch += last - first
 
 
 class TrainDataset(Dataset):

@@ -103,7 +103,8 @@ class TrainingStream(StreamingDataset):
     index and the stream's epoch."""
 
     def __init__(self, input_dir: str, sample: ShardTrainItem) -> None:
-        super().__init__(input_dir, shuffle=True, drop_last=True)
+        # The shuffle follows the run's seed too (LitData's default is a fixed 42).
+        super().__init__(input_dir, shuffle=True, drop_last=True, seed=sample.seed)
         self.sample = sample
 
     def __getitem__(self, index: ChunkedIndex | int) -> dict:
@@ -146,6 +147,10 @@ class ResumableStreamingLoader(StreamingDataLoader):
         """(epoch, batches consumed in it) of the batches training consumed."""
         return divmod(self.batches_done(), max(len(self), 1))
 
+    def load_state_dict(self, obj: dict) -> None:
+        check_stream_state(obj, self.num_workers)
+        super().load_state_dict(obj)
+
     def state_dict(self) -> dict:
         epoch, consumed = self._position()
         yielded = self._num_samples_yielded_streaming, self._latest_worker_idx
@@ -160,6 +165,20 @@ class ResumableStreamingLoader(StreamingDataLoader):
         # 0) a loader holds ``epoch + 1``; at its start, before iterating, ``epoch``.
         state["current_epoch"] = state["dataset"]["current_epoch"] = epoch + (consumed > 0)
         return state
+
+
+def check_stream_state(state: dict, num_workers: int) -> None:
+    """Raise :class:`DataSourceError` unless a checkpoint's shard-loader ``state`` can resume
+    exactly with ``num_workers`` loader workers: LitData deals the chunks out to the workers,
+    so the order of the samples depends on their number."""
+    saved = state.get("dataset", {}).get("num_workers")
+    if saved is not None and saved != max(num_workers, 1):
+        raise DataSourceError(
+            f"the checkpoint's shard stream was read by {saved} loader worker(s) and this run "
+            f"has data.num_workers={num_workers}: the sample order depends on it, so the run "
+            f"would not resume exactly; resume with data.num_workers={saved}"
+            + (" (or 0)" if saved == 1 else "")
+        )
 
 
 def streaming_train_dataset(

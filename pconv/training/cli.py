@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -55,10 +56,12 @@ from pconv.training.callbacks import (
     ValidationImageGrid,
 )
 from pconv.training.callbacks.console import ModelSummary, ProgressBar, ProgressLog
+from pconv.training.checkpoint_io import AtomicCheckpointIO
 from pconv.training.module import WANDB_RUN_ID_KEY, InpaintingModule, NonFiniteLossError
+from pconv.utils.lock import FolderBusyError, lock_folder
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
 from pconv.utils.threads import choose_threads
-from pconv.weights.checkpoints import newest_checkpoint
+from pconv.weights.checkpoints import checkpoint_step, newest_checkpoint, read_checkpoint
 from pconv.weights.errors import CheckpointError
 
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
@@ -254,6 +257,7 @@ class PConvCLI(LightningCLI):
         checkpoint = preflight.check_checkpoint("--ckpt_path", path, config.model)
         if subcommand == "fit":
             self._resumed_wandb_id = checkpoint.get(WANDB_RUN_ID_KEY)
+            preflight.check_resume_data(checkpoint, config.data)
         hparams = dict(checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
@@ -301,6 +305,13 @@ class PConvCLI(LightningCLI):
             parser.set_defaults(verbose=False)
         return parser
 
+    def instantiate_trainer(self, **kwargs: Any):
+        trainer = super().instantiate_trainer(**kwargs)
+        # Every checkpoint written atomically, unless the config chose its own CheckpointIO.
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
@@ -327,38 +338,132 @@ class PConvCLI(LightningCLI):
                         file=sys.stderr,
                     )
 
-    def _resolve_last(self) -> None:
-        """``--ckpt_path last``: the checkpoint with the highest global step among the
-        ModelCheckpoint ``last`` files and the interrupt checkpoint (Lightning would take
-        the newest file), checked against the configured architecture."""
+    def _checkpoint_folders(self) -> set[str]:
+        """The folders ModelCheckpoint writes to (``<logger dir>/checkpoints``)."""
+        trainer = self.trainer
+        return {
+            os.path.normpath(callback._ModelCheckpoint__resolve_ckpt_dir(trainer))
+            for callback in trainer.checkpoint_callbacks
+            if isinstance(callback, ModelCheckpoint)
+        }
+
+    def _newest_checkpoint(self) -> tuple[str | None, str]:
+        """(the readable checkpoint with the highest global step among the ModelCheckpoint
+        ``last`` files and the interrupt checkpoint, or None; the folders searched). Lightning
+        would take the newest file. An unreadable file (0 bytes, cut short) is skipped with
+        one line naming it."""
         trainer = self.trainer
         candidates = set()
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint):
                 candidates |= callback._find_last_checkpoints(trainer)
-        folders = {str(Path(path).parent) for path in candidates}
+        folders = {str(Path(path).parent) for path in candidates} | self._checkpoint_folders()
         for callback in trainer.callbacks:
             if isinstance(callback, InterruptCheckpoint):
                 folders |= {callback.dirpath} if callback.dirpath else set()
                 candidates |= {str(Path(f, callback.filename + ".ckpt")) for f in folders}
-        path = newest_checkpoint(sorted(candidates))
-        self.config_init.fit.ckpt_path = path
-        if path is not None:
-            checkpoint = preflight.check_checkpoint("--ckpt_path last", path, self.config.fit.model)
+        existing = sorted(path for path in candidates if Path(path).is_file())
+        for path in existing:
+            if checkpoint_step(path) < 0:
+                try:
+                    read_checkpoint(path)
+                except (CheckpointError, FileNotFoundError) as error:
+                    print(f"pconv: skipping {error}", file=sys.stderr)
+        return newest_checkpoint(existing), ", ".join(sorted(folders)) or trainer.default_root_dir
+
+    def _resume_from(self, subcommand: str, key: str, path: str) -> None:
+        config = self.config[subcommand]
+        checkpoint = preflight.check_checkpoint(key, path, config.model)
+        if subcommand == "fit":
+            preflight.check_resume_data(checkpoint, config.data)
             self._resumed_wandb_id = checkpoint.get(WANDB_RUN_ID_KEY)
+        self.config_init[subcommand].ckpt_path = path
+
+    def _resolve_last(self, subcommand: str) -> None:
+        """``--ckpt_path last``: :meth:`_newest_checkpoint`, checked against the configured
+        architecture. With no checkpoint at all, ``fit`` says in one line that it starts from
+        step 0; the other subcommands refuse, rather than evaluate an untrained network."""
+        path, where = self._newest_checkpoint()
+        if path is not None:
+            self._resume_from(subcommand, "--ckpt_path last", path)
+            return
+        self.config_init[subcommand].ckpt_path = None
+        if subcommand != "fit":
+            raise CheckpointError(
+                f"--ckpt_path last: no readable checkpoint in {where}; pass --ckpt_path <file>"
+            )
+        print(
+            f"pconv: --ckpt_path last: no readable checkpoint in {where}; training starts "
+            "from step 0",
+            file=sys.stderr,
+        )
+
+    def _resume_unasked(self) -> None:
+        """A ``fit`` without ``--ckpt_path`` whose checkpoint folder already holds
+        checkpoints (a requeued job, a command run again) resumes from the newest step and
+        says so: a fresh start there would write over that work."""
+        path, _ = self._newest_checkpoint()
+        if path is None:
+            return
+        self._resume_from("fit", "checkpoint", path)
+        print(
+            f"pconv: {Path(path).parent} already holds this run's checkpoints; resuming from "
+            f"{path} (step {checkpoint_step(path)}) with its weights, optimizer and learning "
+            "rates, so model.optimizer values given now are not used; to train from scratch "
+            "use another folder (trainer.default_root_dir or checkpoint.dirpath)",
+            file=sys.stderr,
+        )
+
+    def _lock_checkpoint_folders(self) -> None:
+        """Hold the checkpoint folders for this run: a second ``fit`` on them refuses."""
+        if not self.trainer.is_global_zero:
+            return
+        for folder in sorted(self._checkpoint_folders()):
+            try:
+                self._locks.append(lock_folder(folder, ".pconv-fit.lock"))
+            except FolderBusyError as error:
+                raise CheckpointError(
+                    f"checkpoint folder {error}, another `pconv fit` writing there; wait for "
+                    "it to end, or give this run another folder (trainer.default_root_dir or "
+                    "checkpoint.dirpath)"
+                ) from None
 
     def before_fit(self) -> None:
-        if self.config_init.fit.get("ckpt_path") == "last":
-            self._resolve_last()
+        self._locks: list = []
+        self._lock_checkpoint_folders()
+        ckpt_path = self.config_init.fit.get("ckpt_path")
+        if ckpt_path == "last":
+            self._resolve_last("fit")
+        elif not ckpt_path:
+            self._resume_unasked()
         continue_wandb_run(self.trainer, self._resumed_wandb_id)
         config = self.config.fit
-        if config.finetune.at_step == 0 and not config.model.init_from and not config.ckpt_path:
+        if (
+            config.finetune.at_step == 0
+            and not config.model.init_from
+            and not self.config_init.fit.get("ckpt_path")
+        ):
             raise CheckpointError(
                 "finetune.at_step is 0 (fine-tuning from the first step) but model.init_from "
                 "names no checkpoint; pass --model.init_from=<initial-phase checkpoint>"
             )
 
+    def _before_evaluation(self, subcommand: str) -> None:
+        if self.config_init[subcommand].get("ckpt_path") == "last":
+            self._resolve_last(subcommand)
+
+    def before_validate(self) -> None:
+        self._before_evaluation("validate")
+
+    def before_test(self) -> None:
+        self._before_evaluation("test")
+
+    def before_predict(self) -> None:
+        self._before_evaluation("predict")
+
     def after_fit(self) -> None:
+        for lock in self._locks:
+            lock.close()
         self._report_wandb()
 
     def after_validate(self) -> None:

@@ -220,6 +220,21 @@ def check_checkpoint(key: str, path: str, model: Any) -> dict[str, Any]:
     return checkpoint
 
 
+def check_resume_data(checkpoint: dict[str, Any], data: Any) -> None:
+    """A checkpoint's shard-loader position resumes exactly with the configured
+    ``data.num_workers`` (:func:`pconv.data.shards.check_stream_state`)."""
+    if _get(data, "source") != "shards":
+        return
+    from pconv.data.shards import check_stream_state  # litdata: shard runs only
+
+    fit_loop = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    for state in (fit_loop.get("state_dict") or {}).get("combined_loader", []):
+        try:
+            check_stream_state(state, _get(data, "num_workers"))
+        except DataSourceError as error:
+            raise PreflightError(f"--ckpt_path: {error}") from None
+
+
 def check_init_from(spec: str, model: Any) -> None:
     """``model.init_from`` (any weights spec: checkpoint, safetensors, ``hf://``, URL) is
     readable and holds the configured network."""

@@ -3,6 +3,8 @@
 :func:`folder_lock` holds an exclusive ``fcntl.flock`` on the folder itself (no lock file is
 left among the user's files), so a second command that wants the folder is refused at once,
 and a process that dies, even by SIGKILL, releases it with its file descriptors.
+:func:`lock_folder` holds a named lock file instead, which records the holder's process id
+(``pconv fit`` keeps its checkpoint folder this way for the whole run).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 class FolderBusyError(OSError):
@@ -46,3 +49,27 @@ def folder_lock(folder: str | os.PathLike, what: str = "another pconv command") 
         yield folder
     finally:
         os.close(descriptor)
+
+
+def lock_folder(folder: str | os.PathLike, name: str = ".lock") -> IO[str]:
+    """Take ``folder/name`` as an exclusive lock for as long as the returned file stays open
+    (close it to release). The lock is ``flock``'s: the kernel drops it when its process
+    dies, so a killed run leaves no stale lock. The file holds the holder's process id.
+
+    Raises :class:`FolderBusyError` naming the holder while another process holds it.
+    """
+    path = Path(folder, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "unknown"
+        file.close()
+        raise FolderBusyError(f"{folder} is in use by process {holder}") from None
+    file.seek(0)
+    file.truncate()
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    return file

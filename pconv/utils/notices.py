@@ -28,6 +28,9 @@ WARNINGS = (
     # The training loader resumes at the checkpoint's step (EpochSampler) without the
     # loader state Lightning looks for.
     (r".*your dataloader is not resumable", "EpochSampler resumes by the step count"),
+    # The folder holds the run's lock file from the start, and a fit in a folder with
+    # checkpoints resumes from the newest one and says so in its own line.
+    (r"Checkpoint directory .* exists and is not empty", "lock file; resume is announced"),
 )
 #: Start of INFO lines Lightning logs: a product tip, a note that pconv's own model summary
 #: (without FLOPs) replaces Lightning's default one, the seed (it is in the saved config),

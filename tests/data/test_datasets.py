@@ -88,6 +88,13 @@ def test_epoch_sampler_resumes_at_a_batch_and_splits_ranks():
     assert epochs[0] != [k - 10 for k in epochs[1]]  # reshuffled
     batches_done[0] = 7  # two batches into epoch 1
     assert list(sampler) == epochs[1][4:]
+    # Epochs of 3 batches (limit_train_batches) cut the stream of passes of 5 batches: the
+    # third epoch (batches 6-8) is batches 1-3 of pass 1.
+    limited = EpochSampler(10, 2, 3, position=lambda: batches_done[0], epoch_batches=lambda: 3)
+    batches_done[0] = 4  # the last batch of epoch 1: pass 0's batch 4, then pass 1's batch 0
+    assert list(limited) == epochs[0][8:] + epochs[1][:2]
+    batches_done[0] = 6
+    assert list(limited) == epochs[1][2:8]
     ranks = [EpochSampler(10, 2, 3, num_replicas=2, rank=r) for r in range(2)]
     shares = [list(r) for r in ranks]
     assert [len(share) for share in shares] == [4, 4]  # 5 each, cut to whole batches

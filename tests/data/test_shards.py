@@ -139,3 +139,35 @@ def test_prepare_command_refuses_to_overwrite_and_names_bad_roots(shards, tmp_pa
     assert "already holds shards; pass --overwrite" in capsys.readouterr().err
     assert main(["imagefolder", str(tmp_path / "missing"), "-o", str(tmp_path / "s")]) == 2
     assert str(tmp_path / "missing") in capsys.readouterr().err
+
+
+def names_in_order(shard_dir: str, seed: int) -> list[str]:
+    dataset = streaming_train_dataset(
+        shard_dir, "train", train_transform(32), make_mask_generator("paper"), 32, seed=seed
+    )
+    dataset.sample = name_only
+    return [name for batch in StreamingDataLoader(dataset, batch_size=1) for name in batch]
+
+
+def test_the_shuffle_follows_the_run_seed(shards):
+    output, _ = shards
+    orders = {seed: names_in_order(str(output), seed) for seed in range(4)}
+    assert orders[0] == names_in_order(str(output), 0)  # a function of the seed
+    assert len({tuple(order) for order in orders.values()}) > 1  # not LitData's fixed 42
+
+
+def test_a_resume_with_another_worker_count_is_refused_in_one_line(shards):
+    from pconv.data.shards import ResumableStreamingLoader
+
+    output, _ = shards
+    dataset = streaming_train_dataset(
+        str(output), "train", train_transform(32), make_mask_generator("paper"), 32
+    )
+    loaders = [
+        ResumableStreamingLoader(dataset, lambda: 1, batch_size=2, num_workers=workers)
+        for workers in (2, 0)
+    ]
+    state = loaders[0].state_dict()
+    with pytest.raises(DataSourceError, match=r"2 loader worker\(s\).*data.num_workers=2$"):
+        loaders[1].load_state_dict(state)
+    loaders[0].load_state_dict(state)  # the same count resumes

@@ -288,3 +288,15 @@ def test_predict_never_overwrites_earlier_predictions(workspace, capsys):
     )
     assert "already holds 1 prediction(s) (000000.png)" in line
     assert "--prediction_writer.overwrite=true" in line
+
+
+def test_a_shard_checkpoint_of_another_worker_count_is_refused_before_the_run():
+    from pconv.training.preflight import PreflightError, check_resume_data
+
+    # What Lightning stores for a LitData loader read by 2 workers.
+    loader = {"dataset": {"num_workers": 2, "batch_size": 2}, "current_epoch": 1}
+    checkpoint = {"loops": {"fit_loop": {"state_dict": {"combined_loader": [loader]}}}}
+    with pytest.raises(PreflightError, match=r"--ckpt_path: .*data.num_workers=0.*=2$"):
+        check_resume_data(checkpoint, {"source": "shards", "num_workers": 0})
+    check_resume_data(checkpoint, {"source": "shards", "num_workers": 2})
+    check_resume_data(checkpoint, {"source": "folder", "num_workers": 0})  # no shard stream

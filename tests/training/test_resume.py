@@ -1,8 +1,14 @@
-"""Exact resume: a run interrupted (Ctrl-C) at any step and resumed from its newest checkpoint
-(interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights, optimizer and
-scheduler state to a straight run, mid-epoch, at an epoch's end, across the fine-tune switch,
-for a folder source and LitData shards (local, and in a bucket of a loopback S3 server), with 0
-and 2 loader workers."""
+"""Exact resume: a run interrupted (Ctrl-C, SIGTERM) at any step and resumed from its newest
+checkpoint (interrupt, or last.ckpt at an epoch's end) ends with bit-identical weights,
+buffers, optimizer and scheduler state to a straight run, mid-epoch, at an epoch's end, across
+the fine-tune switch, for a folder source and LitData shards (local, and in a bucket of a
+loopback S3 server), with 0 and 2 loader workers,
+with gradient accumulation and limit_train_batches; a signal in the middle of a step finishes
+it first. Epochs not a multiple of the accumulation, and epochs cut by limit_train_batches,
+train every item exactly once a pass."""
+
+import os
+import signal
 
 import lightning as L
 import pytest
@@ -37,7 +43,9 @@ def cosine(optimizer):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=STEPS)
 
 
-def fit(root, source, data_root, workers, switch_at, callbacks=(), ckpt_path=None):
+def fit(
+    root, source, data_root, workers, switch_at, callbacks=(), ckpt_path=None, items=ITEMS, **kw
+):
     L.seed_everything(0)
     module = InpaintingModule(
         net=PConvUNet(levels=4, width_mult=0.125),
@@ -52,7 +60,7 @@ def fit(root, source, data_root, workers, switch_at, callbacks=(), ckpt_path=Non
         image_size=SIZE,
         batch_size=2,
         num_workers=workers,
-        train_samples_per_epoch=ITEMS,
+        train_samples_per_epoch=items,
         pin_memory=False,
     )
     trainer = cpu_trainer(
@@ -63,9 +71,12 @@ def fit(root, source, data_root, workers, switch_at, callbacks=(), ckpt_path=Non
         callbacks=[
             ModelCheckpoint(dirpath=root / "checkpoints", save_last=True),
             InterruptCheckpoint(),
-            FinetuneSwitch(at_step=switch_at, lr=3e-4),
+            switch_at
+            if isinstance(switch_at, FinetuneSwitch)
+            else FinetuneSwitch(at_step=switch_at, lr=3e-4),
             *callbacks,
         ],
+        **kw,
     )
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
@@ -105,8 +116,8 @@ def s3_shards(folder, s3_endpoint):
     return "s3://resume/shards"
 
 
-def assert_identical(a: L.Trainer, b: L.Trainer) -> None:
-    assert a.global_step == b.global_step == STEPS
+def assert_identical(a: L.Trainer, b: L.Trainer, steps: int = STEPS) -> None:
+    assert a.global_step == b.global_step == steps
     state_a, state_b = a.lightning_module.state_dict(), b.lightning_module.state_dict()
     assert state_a.keys() == state_b.keys()
     for key in state_a:
@@ -149,3 +160,132 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(
     assert torch.load(saved, weights_only=True)["global_step"] == stop_at
     again = fit(resumed, source, data_root, workers, switch_at, ckpt_path=saved)
     assert_identical(straight, again)
+
+
+class Signal(L.Callback):
+    """Sends ``signals`` to this process in the middle of the ``micro``-th batch (from 1) of
+    the accumulation group of optimizer step ``at``: after its forward pass (BatchNorm
+    statistics already updated), before its backward pass."""
+
+    def __init__(self, at: int, signals=(signal.SIGINT,), micro: int = 1) -> None:
+        self.at, self.signals, self.micro, self.sent = at, signals, micro, False
+
+    def on_before_backward(self, trainer, module, loss):
+        accumulate = trainer.accumulate_grad_batches
+        micro = (trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1) % accumulate + 1
+        if trainer.global_step == self.at and micro == self.micro and not self.sent:
+            self.sent = True
+            for signum in self.signals:
+                os.kill(os.getpid(), signum)
+
+
+@pytest.mark.parametrize(
+    ("source", "signum", "accumulate", "workers", "stop_at", "limit"),
+    [
+        ("folder", signal.SIGINT, 1, 0, 2, None),
+        ("folder", signal.SIGTERM, 1, 2, 4, None),
+        ("folder", signal.SIGINT, 2, 0, 3, None),  # inside a group, at an epoch's short group
+        ("folder", signal.SIGTERM, 2, 2, 4, None),
+        ("folder", signal.SIGINT, 1, 0, 3, 2),  # epochs of 2 batches, passes of 3
+        ("shards", signal.SIGTERM, 2, 0, 3, None),  # 2 batches a pass: one group an epoch
+    ],
+)
+def test_a_signal_mid_step_finishes_the_step_then_saves_and_resumes_exactly(
+    tmp_path, folder, shards, restore_sigint, source, signum, accumulate, workers, stop_at, limit
+):
+    data_root = folder if source == "folder" else shards
+    run = dict(accumulate_grad_batches=accumulate, limit_train_batches=limit)
+    straight = fit(tmp_path / "straight", source, data_root, workers, 2, **run)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(SystemExit) as stopped:
+        fit(resumed, source, data_root, workers, 2, [Signal(stop_at, (signum,))], **run)
+    assert stopped.value.code == 128 + signum  # a scheduler sees the job did not finish
+    saved = resumed / "checkpoints" / "interrupted.ckpt"
+    assert torch.load(saved, weights_only=True)["global_step"] == stop_at + 1  # step finished
+    again = fit(resumed, source, data_root, workers, 2, ckpt_path=saved, **run)
+    assert_identical(straight, again)
+
+
+def test_a_second_signal_stops_at_once_without_saving(tmp_path, folder, restore_sigint):
+    twice = Signal(2, (signal.SIGTERM, signal.SIGTERM))
+    with pytest.raises(SystemExit) as stopped:
+        fit(tmp_path, "folder", folder, 0, None, [twice])
+    assert stopped.value.code not in (0, None)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*")) == []
+
+
+class TrainedKeys(L.Callback):
+    """The sample keys each training batch held, per Lightning epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[int]] = []
+
+    def on_train_epoch_start(self, trainer, module):
+        self.epochs.append([])
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.epochs[-1] += batch["key"].tolist()
+
+
+@pytest.fixture
+def keyed_samples(monkeypatch):
+    """Training samples carry their sample key (``epoch * length + index``)."""
+    from pconv.data.datasets import TrainDataset
+
+    getitem = TrainDataset.__getitem__
+
+    def keyed(self, key):
+        return {**getitem(self, key), "key": key}
+
+    monkeypatch.setattr(TrainDataset, "__getitem__", keyed)
+
+
+def test_an_epoch_not_a_multiple_of_the_accumulation_trains_every_sample_once(
+    tmp_path, folder, keyed_samples
+):
+    keys = TrainedKeys()
+    # 10 items, batches of 2: 5 batches an epoch, accumulated by 2 -> steps after 2, 4, 5.
+    trainer = fit(
+        tmp_path,
+        "folder",
+        folder,
+        0,
+        None,
+        [keys],
+        items=10,
+        accumulate_grad_batches=2,
+        max_steps=-1,
+        max_epochs=3,
+    )
+    assert [sorted(epoch) for epoch in keys.epochs] == [
+        list(range(10)),
+        list(range(10, 20)),
+        list(range(20, 30)),
+    ]
+    assert trainer.global_step == 9  # 3 optimizer steps an epoch, the last on one batch
+
+
+def test_limit_train_batches_cuts_a_pass_into_equal_epochs(tmp_path, folder, keyed_samples):
+    keys = TrainedKeys()
+    switch = FinetuneSwitch(at_epoch=2, lr=3e-4)
+    trainer = fit(
+        tmp_path,
+        "folder",
+        folder,
+        0,
+        switch,
+        [keys],
+        items=10,
+        limit_train_batches=3,
+        max_steps=-1,
+        max_epochs=4,
+    )
+    # Epochs of 3 batches each; the data runs on through passes of 5 batches, every item
+    # once a pass (keys 10 * pass + index).
+    assert [len(epoch) for epoch in keys.epochs] == [6, 6, 6, 6]
+    stream = [key for epoch in keys.epochs for key in epoch]
+    assert sorted(stream[:10]) == list(range(10))
+    assert sorted(stream[10:20]) == list(range(10, 20))
+    assert len(set(stream[20:])) == 4 and all(20 <= key < 30 for key in stream[20:])
+    assert switch.switched_at_step == 6  # at_epoch counts these epochs: 2 x 3 steps
+    assert trainer.global_step == 12

@@ -7,8 +7,14 @@ holds an older step, and resuming from it would throw away every step since. Her
 validation that ends a save-able step refreshes ``last.ckpt`` too.
 
 Lightning also warns "Checkpoint directory ... exists and is not empty" at every start in a
-used folder, resumes included. Here a resumed run says nothing (the folder is its own), and a
-fresh run in a folder that holds checkpoints gets one line saying what to do.
+used folder, resumes included. Here a resumed run says nothing (the folder is its own; a
+plain ``fit`` resumes from the newest ``last``/``interrupted`` checkpoint there by itself), and
+a fresh run beside other checkpoints (only ``best-*`` files, say) gets one line saying what to do.
+
+Lightning also writes ``last-v1.ckpt`` beside an existing ``last.ckpt`` that its restored
+state does not name (a resume whose checkpoint settings changed, a checkpoint from another
+folder), leaving ``last.ckpt`` at an older step for the next ``--ckpt_path …/last.ckpt``.
+Here ``last.ckpt`` itself is written whenever the file there holds no later step.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from pconv.weights.checkpoints import checkpoint_step
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -57,3 +65,10 @@ class BestAndLastCheckpoint(ModelCheckpoint):
             and self._last_global_step_saved != trainer.global_step
         ):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
+        if self.save_last is True:
+            path = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+            if checkpoint_step(path) <= trainer.global_step:  # -1: none, or unreadable
+                self.last_model_path = path
+        super()._save_last_checkpoint(trainer, monitor_candidates)

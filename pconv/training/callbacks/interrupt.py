@@ -1,7 +1,10 @@
-"""A resumable checkpoint when training stops on an exception, Ctrl-C or SIGTERM."""
+"""A resumable checkpoint when training stops on Ctrl-C, SIGTERM or an exception."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -11,10 +14,30 @@ from lightning.pytorch.utilities import rank_zero_info
 from pconv.training.module import NonFiniteLossError
 from pconv.weights.checkpoints import checkpoint_step
 
+#: Signals that stop training after the current optimizer step (Ctrl-C, a scheduler's stop).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingStopped(SystemExit):
+    """Training stopped on a signal at an optimizer-step boundary; the exit status is the
+    shell's for that signal (130 for SIGINT, 143 for SIGTERM), so that a scheduler sees the
+    job did not finish."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
 
 class InterruptCheckpoint(OnExceptionCheckpoint):
     """Lightning's ``OnExceptionCheckpoint``, saving ``<dirpath>/<filename>.ckpt`` and
     printing the ``--ckpt_path`` that resumes from it.
+
+    During training, Ctrl-C (SIGINT) or SIGTERM does not stop the run where it lands: the
+    current optimizer step (the whole accumulation group) finishes, then the checkpoint is
+    saved and training stops with exit status 128 + the signal number (130, 143). A half-done
+    step would be saved with BatchNorm statistics of a batch the step never took, and resume
+    differently from a straight run. A second signal stops at once, saving nothing. Under
+    DDP every rank stops at the same step (one all-reduce of a flag per optimizer step).
 
     ``dirpath`` defaults to the ModelCheckpoint's directory, known once training starts.
     Set it (and ``checkpoint.dirpath``) explicitly for ``--ckpt_path last`` to consider this
@@ -24,7 +47,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     checkpoint. A failed start, or a stop right after a save, writes and advertises nothing,
     and an existing file holding as many steps or more is never replaced. It saves nothing
     when the loss became NaN/Inf: those weights are useless, and the last regular checkpoint
-    is the one to resume from. It removes its file after a run that ends normally.
+    is the one to resume from. It removes its file after a run that ends normally, unless
+    the file holds a later step than the run reached.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted") -> None:
@@ -34,6 +58,10 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         #: The step of the newest checkpoint of this run (its start step at first); None
         #: until training starts.
         self.saved_step: int | None = None
+        #: The first stop signal received, None before; a second one aborts.
+        self.stop_signal: int | None = None
+        self._aborted = False
+        self._previous_handlers: dict[int, object] = {}
 
     @property
     def ckpt_path(self) -> str:
@@ -45,29 +73,86 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
             checkpoint = trainer.checkpoint_callback
             self.dirpath = (checkpoint and checkpoint.dirpath) or trainer.default_root_dir
 
+    def _on_signal(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            # os.write, not print: a handler may run inside another write to stderr.
+            line = (
+                f"pconv: {name}: stopping after the current optimizer step, then saving "
+                f"{self.filename}.ckpt; send {name} again to stop at once without saving\n"
+            )
+            os.write(2, line.encode())
+            return
+        self._aborted = True
+        self._restore_handlers()
+        raise KeyboardInterrupt
+
+    def _install_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in STOP_SIGNALS:
+            self._previous_handlers[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
     def on_train_start(self, trainer: L.Trainer, *_) -> None:
         self._resolve(trainer)
         self.saved_step = trainer.global_step
+        self.stop_signal, self._aborted = None, False
+        self._install_handlers()
+
+    def on_train_end(self, trainer: L.Trainer, *_) -> None:
+        self._restore_handlers()
 
     def on_save_checkpoint(self, trainer: L.Trainer, *_) -> None:
         self.saved_step = trainer.global_step
 
-    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
-        if isinstance(error, NonFiniteLossError):
+    def on_train_batch_end(self, trainer: L.Trainer, *_) -> None:
+        if trainer.fit_loop.epoch_loop._should_accumulate():
+            return  # inside an accumulation group: its optimizer step is still to come
+        stop = self.stop_signal is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
             return
+        if not self._save(trainer):
+            rank_zero_info(
+                f"Stopped at step {trainer.global_step}, the step of the newest checkpoint; "
+                "resume with --ckpt_path last"
+            )
+        self._restore_handlers()
+        raise TrainingStopped(self.stop_signal or signal.SIGTERM)
+
+    def _save(self, trainer: L.Trainer) -> bool:
+        """Save the checkpoint if this run made progress since its last one, and say how
+        to resume; whether it saved."""
         if self.saved_step is None or trainer.global_step <= self.saved_step:
-            return  # no progress to save
+            return False  # no progress to save
         self._resolve(trainer)
         existing = Path(self.ckpt_path)
         if existing.is_file() and checkpoint_step(existing) >= trainer.global_step:
-            return
+            return False
         # The full state, said explicitly: Lightning logs a notice when weights_only is unset.
         trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         rank_zero_info(
             f"Saved {self.ckpt_path} at step {trainer.global_step}; resume with "
             f"--ckpt_path {self.ckpt_path}"
         )
+        return True
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
+        self._restore_handlers()
+        if isinstance(error, NonFiniteLossError | TrainingStopped) or self._aborted:
+            return  # useless weights; already saved; a second signal: stop without saving
+        self._save(trainer)
 
     def teardown(self, trainer: L.Trainer, *args, **kwargs) -> None:
-        if self.dirpath:
+        self._restore_handlers()
+        # Only a file this run has overtaken: never one holding a later step (another run's).
+        if self.dirpath and checkpoint_step(self.ckpt_path) <= trainer.global_step:
             super().teardown(trainer, *args, **kwargs)

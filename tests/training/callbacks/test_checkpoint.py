@@ -56,3 +56,19 @@ def test_resume_in_its_own_folder_is_quiet_and_a_new_run_there_gets_one_line(tmp
     assert not [m for m in caught if "is not empty" in m]
     (line,) = [line for line in err.splitlines() if line.startswith("pconv:")]
     assert str(tmp_path) in line and "--ckpt_path last" in line and "beside them" in line
+
+
+def test_last_ckpt_is_rewritten_even_when_the_restored_state_does_not_name_it(tmp_path):
+    def fit(every: int, steps: int, ckpt_path=None) -> None:
+        callback = BestAndLastCheckpoint(
+            dirpath=tmp_path, save_last=True, every_n_train_steps=every
+        )
+        trainer = cpu_trainer(tmp_path, steps, callbacks=[callback], limit_val_batches=0)
+        trainer.fit(BoringModel(), ckpt_path=ckpt_path)
+
+    fit(every=2, steps=2)
+    # Resumed with other checkpoint settings: Lightning does not restore the callback's
+    # state (its key changed), so it would write last-v1.ckpt beside last.ckpt at step 2.
+    fit(every=1, steps=5, ckpt_path=tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 5

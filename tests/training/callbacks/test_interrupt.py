@@ -139,3 +139,12 @@ def test_ckpt_path_last_takes_the_highest_step_not_the_newest_file(tmp_path, tin
     torch.save({**state, "global_step": 8}, late)
     torch.save({**state, "global_step": 4}, early)  # written after: the newer file
     assert newest_checkpoint([early, late]) == str(late)
+
+
+def test_a_finished_run_never_deletes_an_interrupt_checkpoint_of_a_later_step(tmp_path):
+    saved = tmp_path / "checkpoints" / "interrupted.ckpt"
+    saved.parent.mkdir()
+    torch.save({"global_step": 9}, saved)  # another run's, ahead of this one
+    before = saved.read_bytes()
+    fit(tmp_path, [], loader())  # 4 steps, ends normally
+    assert saved.read_bytes() == before
