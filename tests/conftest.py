@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import signal
+import sys
 import tempfile
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -138,3 +139,13 @@ def s3_bucket(s3_endpoint, request) -> str:
     name = "pconv-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_run_left_open():
+    """A test that stops a fit part-way (a refusal, an interrupt) can leave W&B's global run
+    open, and the next WandbLogger would silently join it: finish it after every test."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

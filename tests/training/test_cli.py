@@ -376,6 +376,8 @@ def test_offline_vgg_weights_end_the_run_with_one_line(tmp_path, monkeypatch, ca
                 "--config",
                 str(ROOT / "configs/demo.yaml"),
                 "--model.loss.vgg_weights=imagenet",
+                # The demo's perceptual and style weights are 0: no VGG unless one is used.
+                "--model.loss.perceptual_weight=0.05",
                 f"--trainer.default_root_dir={tmp_path}",
                 f"--trainer.logger.init_args.save_dir={tmp_path}",
             ]
