@@ -45,6 +45,7 @@ SKIPPED = {
     "pconv app": "starts a web server (tests/test_app.py runs it)",
     "configs/ddp.yaml": "needs GPUs",
     "pconv weights": "downloads weights",
+    "mmagic-": "downloads a published network (tests/weights/test_mmagic.py serves one)",
     "sbatch": "needs SLURM",
     "torchrun.sh": "needs GPUs",
     "wandb ": "needs a W&B account",

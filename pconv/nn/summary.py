@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     except RuntimeError:  # torch: sizes beyond what a tensor can describe
         return fail(f"--width-mult {args.width_mult} makes layers too large for any machine")
+    except ValueError as error:  # outside the network's ranges (levels, width_mult)
+        return fail(str(error))
     try:
         check_fits(
             4 * parameters + NET_BYTES_PER_PIXEL * args.width_mult * args.size**2,

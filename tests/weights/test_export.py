@@ -95,8 +95,8 @@ def test_cli_writes_the_file_and_refuses_bad_input(tiny_checkpoint, tmp_path, ca
         (lambda path: path.write_bytes(b"garbage bytes, not a checkpoint"),  # torch: no reason
          "is unreadable (not a complete PyTorch file: empty, truncated or corrupt)"),
         (lambda path: torch.save({"state_dict": {"net.x": torch.zeros(1)}}, path),
-         'another architecture than the configured one (check model.net levels / width_mult): '
-         'Missing key(s) in state_dict: "encoder.0.conv.weight"'),
+         "its tensors do not fit the network its architecture describes (PConvUNet with the "
+         "defaults; missing: decoder.0.bn.bias"),
         (lambda path: torch.save({"payload": Payload(path.with_name("ran"))}, path),
          "it is not a plain checkpoint: it holds Python objects besides weights"),
     ],
