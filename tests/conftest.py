@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import signal
@@ -115,6 +116,8 @@ def s3_endpoint():
     server_module = pytest.importorskip(
         "moto.server", reason="moto[server] (the dev extra) runs the loopback object store"
     )
+    # The server's request log (werkzeug) would land in whatever stderr a test captured.
+    logging.getLogger("werkzeug").disabled = True
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -149,3 +152,29 @@ def no_wandb_run_left_open():
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+@pytest.fixture
+def s3_wrong_keys(s3_endpoint, monkeypatch):
+    """``s3_endpoint`` checks keys (moto against its IAM users) and ours are unknown to it."""
+    import requests
+
+    requests.post(f"{s3_endpoint}/moto-api/reset-auth", data=b"0").raise_for_status()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+    yield
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pconv-test")
+    requests.post(f"{s3_endpoint}/moto-api/reset-auth", data=b"inf").raise_for_status()
+
+
+@pytest.fixture
+def s3_unreachable(monkeypatch) -> str:
+    """AWS_ENDPOINT_URL names a loopback port nothing listens on; returns it."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pconv-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "pconv-test-secret")
+    return endpoint

@@ -31,8 +31,9 @@ def allow_plain_http() -> None:
     """
     from litdata.streaming import downloader
 
-    if os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://"):
-        downloader._OBSTORE_CLIENT_OPTIONS["allow_http"] = "true"
+    options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)  # absent in other releases
+    if options is not None and os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        options["allow_http"] = "true"
 
 
 def _describe(error: Exception, url: str, bucket: str) -> str:

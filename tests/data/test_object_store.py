@@ -4,10 +4,7 @@ shards are refused in one line (exit 2) before any object is written."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-import requests
 from conftest import write_rgb
 from refusals import assert_refused, bucket_digests, digests
 
@@ -24,12 +21,6 @@ def imagenet(tmp_path, photos):
         for name in names:
             write_rgb(root / split / "c0" / f"{name}.png", photos[name])
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_prepare_writes_shards_to_a_bucket_that_stream_back(imagenet, s3_bucket, photos):
@@ -68,30 +59,18 @@ def test_missing_bucket_is_one_line(imagenet, s3_bucket, capsys):
     assert bucket_digests(s3_bucket) == before
 
 
-def test_refused_credentials_are_one_line(imagenet, s3_bucket, s3_endpoint, capsys, monkeypatch):
-    before = bucket_digests(s3_bucket)
-    # moto checks keys against its IAM users once authentication is switched on.
-    requests.post(f"{s3_endpoint}/moto-api/reset-auth", data=b"0").raise_for_status()
-    try:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
-        assert_refused(
-            main, ["imagefolder", imagenet, "-o", f"s3://{s3_bucket}/x", *WORKERS],
-            "refused the credentials (403); set AWS_ACCESS_KEY_ID", capsys, imagenet,
-        )  # fmt: skip
-    finally:
-        requests.post(f"{s3_endpoint}/moto-api/reset-auth", data=b"inf").raise_for_status()
-    monkeypatch.undo()
-    assert bucket_digests(s3_bucket) == before
+def test_refused_credentials_are_one_line(imagenet, s3_bucket, s3_wrong_keys, capsys):
+    assert_refused(
+        main, ["imagefolder", imagenet, "-o", f"s3://{s3_bucket}/x", *WORKERS],
+        "refused the credentials (403); set AWS_ACCESS_KEY_ID", capsys, imagenet,
+    )  # fmt: skip
 
 
-def test_unreachable_endpoint_is_one_line(imagenet, tmp_path, capsys, monkeypatch):
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+def test_unreachable_endpoint_is_one_line(imagenet, tmp_path, s3_unreachable, capsys):
     before = digests(tmp_path)
     assert_refused(
         main, ["imagefolder", imagenet, "-o", "s3://bucket/x", *WORKERS],
-        f"s3://bucket/x/train: cannot reach {endpoint}; check AWS_ENDPOINT_URL", capsys, tmp_path,
+        f"s3://bucket/x/train: cannot reach {s3_unreachable}; check AWS_ENDPOINT_URL", capsys,
+        tmp_path,
     )  # fmt: skip
     assert digests(tmp_path) == before

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import skimage.data
 import torch
 import yaml
 from PIL import Image
@@ -467,3 +468,26 @@ def test_a_new_slurm_job_resuming_continues_the_checkpoints_wandb_run(
     finally:
         logger.experiment.finish()
     assert [p.name[-10:] for p in (tmp_path / "wandb").glob("offline-run-*")] == ["slurm-1234"]
+
+
+def test_fit_streams_shards_that_pconv_prepare_wrote_to_a_bucket(tmp_path, s3_bucket):
+    """`pconv prepare -o s3://…` then `pconv fit --data.root s3://…`, both as subprocesses
+    reaching the loopback server through the AWS variables only."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):  # four different 96 px crops of one real photo
+        Image.fromarray(skimage.data.astronaut()[64 * i : 64 * i + 96, 96:192]).save(
+            photos / f"{i}.png"
+        )
+    url = f"s3://{s3_bucket}/shards"
+    for split in ("train", "val"):
+        run_cli("pconv", "prepare", "folder", str(photos), "-o", url, "--splits", split,
+                "--workers", "1", home=tmp_path)  # fmt: skip
+    config = overlay(tmp_path)
+    run_cli(
+        "pconv", "fit", "--config", "configs/demo.yaml", "--config", str(config),
+        "--data.source=shards", f"--data.root={url}", "--trainer.max_steps=2", home=tmp_path,
+    )  # fmt: skip
+    (last,) = checkpoint_files(tmp_path, "last.ckpt")
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    assert csv_keys(tmp_path, 0) >= {"train/loss/total", "val/psnr"}

@@ -300,3 +300,31 @@ def test_a_shard_checkpoint_of_another_worker_count_is_refused_before_the_run():
         check_resume_data(checkpoint, {"source": "shards", "num_workers": 0})
     check_resume_data(checkpoint, {"source": "shards", "num_workers": 2})
     check_resume_data(checkpoint, {"source": "folder", "num_workers": 0})  # no shard stream
+
+
+def test_shards_in_a_missing_bucket(workspace, capsys, s3_endpoint):
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=shards", "--data.root=s3://no-such-bucket/shards"
+    )
+    assert "bucket 'no-such-bucket' does not exist at http://127.0.0.1:" in line
+
+
+def test_shards_missing_from_a_bucket(workspace, capsys, s3_bucket):
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=shards", f"--data.root=s3://{s3_bucket}/shards"
+    )
+    assert f"no LitData shards at s3://{s3_bucket}/shards/train (index.json missing)" in line
+
+
+def test_shards_with_refused_credentials(workspace, capsys, s3_bucket, s3_wrong_keys):
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=shards", f"--data.root=s3://{s3_bucket}/shards"
+    )
+    assert "refused the credentials (403); set AWS_ACCESS_KEY_ID" in line
+
+
+def test_shards_at_an_unreachable_endpoint(workspace, capsys, s3_unreachable):
+    line = fails_with_one_line(
+        workspace, capsys, "--data.source=shards", "--data.root=s3://bucket/shards"
+    )
+    assert f"cannot reach {s3_unreachable}; check AWS_ENDPOINT_URL" in line
