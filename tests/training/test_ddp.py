@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,19 @@ class RankProbe(L.Callback):
         path.write_text(json.dumps(self.record))
 
 
+class SignalRank(L.Callback):
+    """Sends SIGTERM to one rank in the middle of optimizer step ``at`` (after its forward
+    pass): every rank must still stop after that same step."""
+
+    def __init__(self, rank: int, at: int) -> None:
+        self.rank, self.at, self.sent = rank, at, False
+
+    def on_before_backward(self, trainer, module, loss) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.at and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def overlay(tmp: Path) -> Path:
     """On top of configs/demo.yaml: 2 CPU processes with gloo, a tiny network, a CSV logger."""
     config = {
@@ -129,21 +143,26 @@ def overlay(tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    """One `pconv fit` with 2 gloo ranks: (tmp dir, per-rank records)."""
-    tmp = tmp_path_factory.mktemp("ddp")
+def fit_ddp(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`pconv fit` with 2 gloo ranks on :func:`overlay` (plus ``extra`` arguments)."""
     env = dict(
         os.environ,
         WANDB_MODE="disabled",
         NO_ALBUMENTATIONS_UPDATE="1",
         OMP_NUM_THREADS="1",
-        PYTHONPATH=str(Path(__file__).parent),
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
     )
-    args = ["fit", "--config", "configs/demo.yaml", "--config", str(overlay(tmp))]
-    result = subprocess.run(
+    args = ["fit", "--config", "configs/demo.yaml", "--config", str(overlay(tmp)), *extra]
+    return subprocess.run(
         [str(BIN / "pconv"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
     )
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """One `pconv fit` with 2 gloo ranks: (tmp dir, per-rank records)."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    result = fit_ddp(tmp)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
     return tmp, records
@@ -325,3 +344,11 @@ def test_val_loss_is_exact_on_uneven_shards(tmp_path):
 
 if __name__ == "__main__":
     validate_with_two_ranks(sys.argv[1])
+
+
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    signal_rank_1 = {"class_path": "test_ddp.SignalRank", "init_args": {"rank": 1, "at": 1}}
+    result = fit_ddp(tmp_path, f"--trainer.callbacks+={json.dumps(signal_rank_1)}")
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["global_step"] == 2  # step 1 finished on both ranks, then both stopped

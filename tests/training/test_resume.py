@@ -206,6 +206,35 @@ def test_a_signal_mid_step_finishes_the_step_then_saves_and_resumes_exactly(
     assert_identical(straight, again)
 
 
+def test_slurms_requeue_signal_mid_step_saves_at_the_step_boundary_and_resumes_exactly(
+    tmp_path, folder, restore_sigint, monkeypatch
+):
+    """Lightning's SLURM auto-requeue saves ``hpc_ckpt_<n>.ckpt`` when SIGUSR1 lands; in the
+    middle of a step that checkpoint held a half-done step. The step finishes first now, the
+    job is requeued (``scontrol requeue``, a stand-in here) and training goes on."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "requeued"}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "1"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    straight = fit(tmp_path / "straight", "folder", folder, 0, 2)
+    run = tmp_path / "requeued-run"
+    plugins = [SLURMEnvironment(auto_requeue=True)]
+    fit(run, "folder", folder, 0, 2, [Signal(3, (signal.SIGUSR1,))], plugins=plugins)
+    (hpc,) = run.glob("hpc_ckpt_*.ckpt")
+    assert torch.load(hpc, weights_only=True)["global_step"] == 4  # step 3 finished first
+    assert (tmp_path / "requeued").read_text() == "requeue 4242\n"
+    again = fit(tmp_path / "requeued-job", "folder", folder, 0, 2, ckpt_path=hpc)
+    assert_identical(straight, again)
+
+
 def test_a_second_signal_stops_at_once_without_saving(tmp_path, folder, restore_sigint):
     twice = Signal(2, (signal.SIGTERM, signal.SIGTERM))
     with pytest.raises(SystemExit) as stopped:

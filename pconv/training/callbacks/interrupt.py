@@ -1,4 +1,5 @@
-"""A resumable checkpoint when training stops on Ctrl-C, SIGTERM or an exception."""
+"""A resumable checkpoint when training stops on Ctrl-C, SIGTERM or an exception, and SLURM's
+requeue signal taken at an optimizer-step boundary."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -39,6 +42,12 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     differently from a straight run. A second signal stops at once, saving nothing. Under
     DDP every rank stops at the same step (one all-reduce of a flag per optimizer step).
 
+    Under SLURM with auto-requeue, Lightning's handler of the requeue signal (SIGUSR1, sent
+    before the time limit or a pre-emption) saves ``hpc_ckpt_<n>.ckpt`` and requeues the job
+    wherever the signal lands, mid-step included. Here it is held back the same way: the
+    step finishes, then Lightning's handler runs (every rank at the same step) and training
+    goes on until the job ends, so the requeued job resumes exactly.
+
     ``dirpath`` defaults to the ModelCheckpoint's directory, known once training starts.
     Set it (and ``checkpoint.dirpath``) explicitly for ``--ckpt_path last`` to consider this
     file too (the newest of it and ``last.ckpt`` wins), e.g. for requeued cluster jobs.
@@ -62,6 +71,9 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         self.stop_signal: int | None = None
         self._aborted = False
         self._previous_handlers: dict[int, object] = {}
+        #: SLURM's requeue signal and Lightning's handler of it, when auto-requeue is on.
+        self._requeue: tuple[int, object] | None = None
+        self.requeue_pending = False
 
     @property
     def ckpt_path(self) -> str:
@@ -88,12 +100,25 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         self._restore_handlers()
         raise KeyboardInterrupt
 
-    def _install_handlers(self) -> None:
+    def _on_requeue_signal(self, signum: int, frame) -> None:
+        self.requeue_pending = True
+        name = signal.Signals(signum).name
+        os.write(2, f"pconv: {name}: requeueing after the current optimizer step\n".encode())
+
+    def _install_handlers(self, trainer: L.Trainer) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         for signum in STOP_SIGNALS:
             self._previous_handlers[signum] = signal.getsignal(signum)
             signal.signal(signum, self._on_signal)
+        environment = trainer._accelerator_connector.cluster_environment
+        if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
+            signum = environment.requeue_signal or signal.SIGUSR1
+            handler = signal.getsignal(signum)  # Lightning's, set before training starts
+            if callable(handler):
+                self._previous_handlers[signum] = handler
+                self._requeue = (signum, handler)
+                signal.signal(signum, self._on_requeue_signal)
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._previous_handlers.items():
@@ -103,8 +128,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     def on_train_start(self, trainer: L.Trainer, *_) -> None:
         self._resolve(trainer)
         self.saved_step = trainer.global_step
-        self.stop_signal, self._aborted = None, False
-        self._install_handlers()
+        self.stop_signal, self._aborted, self.requeue_pending = None, False, False
+        self._install_handlers(trainer)
 
     def on_train_end(self, trainer: L.Trainer, *_) -> None:
         self._restore_handlers()
@@ -115,9 +140,16 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     def on_train_batch_end(self, trainer: L.Trainer, *_) -> None:
         if trainer.fit_loop.epoch_loop._should_accumulate():
             return  # inside an accumulation group: its optimizer step is still to come
-        stop = self.stop_signal is not None
-        if trainer.world_size > 1:
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        stop, requeue = self.stop_signal is not None, self.requeue_pending
+        if trainer.world_size > 1:  # one all-reduce for both flags: any rank's signal counts
+            flags = torch.tensor(
+                [stop, requeue], dtype=torch.int32, device=trainer.strategy.root_device
+            )
+            stop, requeue = (trainer.strategy.reduce(flags, reduce_op="sum") > 0).tolist()
+        if requeue and self._requeue is not None:
+            self.requeue_pending = False
+            signum, handler = self._requeue
+            handler(signum, None)  # Lightning saves hpc_ckpt_<n>.ckpt and requeues the job
         if not stop:
             return
         if not self._save(trainer):
