@@ -13,7 +13,7 @@ to do; the CLI prints it and exits with status 2 having written nothing.
 from __future__ import annotations
 
 import math
-import tempfile
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pconv.data.images import (
 from pconv.data.mask_files import MaskFileError, load_mask
 from pconv.data.masks import MASK_PRESETS
 from pconv.data.sources import open_image_source
+from pconv.utils.files import check_writable
 from pconv.weights.checkpoints import check_architecture, read_checkpoint
 from pconv.weights.errors import CheckpointError, WeightsUnavailableError
 from pconv.weights.load import read_architecture
@@ -314,10 +315,10 @@ def _logger_dirs(logger: Any) -> list[tuple[str, Any]]:
     return dirs
 
 
-def check_writable(key: str, folder: str) -> None:
+def check_output_folder(key: str, folder: str) -> None:
     """``folder`` exists and can take new files, or can be made where the nearest existing
-    folder above it is writable. A nameless temporary file probes it (what the run would
-    meet: permissions, a read-only file system, a root-squashed share) and leaves nothing."""
+    folder above it is writable (probed with :func:`pconv.utils.files.check_writable`: what
+    the run would meet, permissions, a read-only file system, a root-squashed share)."""
     path = Path(folder).expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
@@ -325,10 +326,9 @@ def check_writable(key: str, folder: str) -> None:
             f"{key}={folder} cannot be a folder: {existing} is a file; choose another folder"
         )
     try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
+        check_writable(existing)
     except OSError as error:
-        reason = error.strerror or type(error).__name__
+        reason = os.strerror(error.errno) if error.errno else type(error).__name__
         raise PreflightError(
             f"{key}={folder} is not writable ({existing}: {reason}); choose a folder you can "
             "write to, or change its permissions"
@@ -351,7 +351,7 @@ def check_output_folders(config: Any, stage: str) -> None:
         )
     for key, folder in folders:
         if folder is not None:
-            check_writable(key, str(folder))
+            check_output_folder(key, str(folder))
 
 
 def check_config(config: Any, stage: str) -> None:
