@@ -15,6 +15,7 @@ paper's buckets and the holes onto or away from the image border.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ class StrokeShapes:
     """What a batch of strokes is, before it is placed and scaled on a canvas.
 
     ``u``: the (count, columns) uniforms they come from; ``vertices``: points per stroke;
-    ``widths``: brush widths at the reference size (count,); ``directions``: (count, segments,
-    2) unit cos, sin of each segment; ``lengths``: (count, segments) at the reference size,
-    0 past a stroke's last vertex.
+    ``widths``: brush widths at the reference size (count,); ``directions``: (2, count,
+    segments) unit cos (plane 0) and sin (plane 1) of each segment; ``lengths``: (count,
+    segments) at the reference size, 0 past a stroke's last vertex.
     """
 
     u: np.ndarray
@@ -213,21 +214,33 @@ class StrokeMaskGenerator:
 
     def stroke_shapes(self, u: np.ndarray) -> StrokeShapes:
         """The parts of the strokes of uniforms ``u`` (count, :attr:`stroke_columns`) that do
-        not depend on the canvas: see :class:`StrokeShapes`."""
+        not depend on the canvas: see :class:`StrokeShapes`.
+
+        A steered mask calls this for every few strokes, and at this size a numpy call costs
+        more than its arithmetic, so calls are few. Every value is the one the plain formula
+        gives, bit for bit (``2u``, ``2π`` and ``2u - 1`` are exact), so masks never change.
+        """
         segments = self.max_vertices - 1
-        n_vertices = _uniform_int(u[:, 2], self.min_vertices, self.max_vertices)
+        spread = self.max_vertices - self.min_vertices
+        extra = np.minimum((u[:, 2] * (spread + 1)).astype(np.intp), spread)
+        # Widths and lengths: low + u * (high - low), one column each, in one pass.
+        low, span = _affine_columns(self)
+        sized = low + u * span
         turns = (2 * u[:, 4 : 4 + segments] - 1) * self.max_turn
         # The first "turn" is the stroke's initial direction, uniform over the circle.
-        turns[:, 0] = u[:, 4] * 2 * math.pi
-        angles = np.cumsum(turns, axis=1)
-        lengths = self.min_length + u[:, 4 + segments :] * (self.max_length - self.min_length)
+        turns[:, 0] = u[:, 4] * (2 * math.pi)
+        angles = np.cumsum(turns, axis=1, out=turns)
+        lengths = sized[:, 4 + segments :]
         # Segments past a stroke's last vertex have length 0: its last point repeats.
-        lengths *= np.arange(segments) < (n_vertices - 1)[:, None]
+        lengths *= _live_segments(spread, self.min_vertices, segments)[extra]
+        directions = np.empty((2, len(u), segments))
+        np.cos(angles, out=directions[0])
+        np.sin(angles, out=directions[1])
         return StrokeShapes(
             u=u,
-            vertices=n_vertices.tolist(),
-            widths=self.min_width + u[:, 3] * (self.max_width - self.min_width),
-            directions=np.stack([np.cos(angles), np.sin(angles)], axis=2),
+            vertices=(extra + self.min_vertices).tolist(),
+            widths=sized[:, 3],
+            directions=directions,
             lengths=lengths,
         )
 
@@ -248,21 +261,25 @@ class StrokeMaskGenerator:
         """
         u = shapes.u
         scale = min(height, width) / self.reference_size * size_factor
+        # x and y planes, each contiguous: (2, count, max_vertices).
+        points = np.empty((2, len(u), self.max_vertices))
         if start_on_border:
-            starts = _border_points(u[:, 0], u[:, 1], height, width)
+            points[:, :, 0] = _border_points(u[:, 0], u[:, 1], height, width).T
         else:
-            starts = np.stack([u[:, 0] * width, u[:, 1] * height], axis=1)
-        brush = np.maximum(1, np.rint(shapes.widths * scale)).astype(np.int64)
-        steps = shapes.directions * (shapes.lengths * scale)[:, :, None]
+            points[:, :, 0] = u[:, :2].T * ((width,), (height,))
+        np.multiply(shapes.directions, shapes.lengths * scale, out=points[:, :, 1:])
         if self.clip_strokes:
-            points = np.empty((len(u), steps.shape[1] + 1, 2))
-            points[:, 0] = starts
-            for k in range(steps.shape[1]):  # each end clipped before the next segment starts
-                points[:, k + 1] = np.clip(points[:, k] + steps[:, k], 0, (width - 1, height - 1))
+            bounds = ((width - 1,), (height - 1,))
+            for k in range(1, self.max_vertices):  # each end clipped before the next starts
+                ends = points[:, :, k]
+                np.clip(ends + points[:, :, k - 1], 0, bounds, out=ends)
         else:
-            points = np.concatenate([starts[:, None, :], steps], axis=1).cumsum(axis=1)
-        # Python ints: indexing with numpy scalars costs more than drawing a short stroke.
-        return np.rint(points).astype(np.int32), brush.tolist()
+            np.cumsum(points, axis=2, out=points)
+        # Python ints (round() halves to even, as np.rint): indexing with numpy scalars costs
+        # more than drawing a short stroke.
+        brush = [max(1, round(w * scale)) for w in shapes.widths.tolist()]
+        np.rint(points, out=points)
+        return points.transpose(1, 2, 0).astype(np.int32, order="C"), brush
 
     def draw_strokes(
         self,
@@ -309,6 +326,33 @@ class StrokeMaskGenerator:
                 cv2.ellipse(
                     mask, (round(cx), round(cy)), axes, float(angle), 0, 360, HOLE, cv2.FILLED
                 )
+
+
+@functools.cache
+def _live_segments(spread: int, min_vertices: int, segments: int) -> np.ndarray:
+    """Row ``n``: 1.0 for the segments of a stroke of ``min_vertices + n`` vertices, 0.0 past
+    them (a product with 1.0 or 0.0 is exact)."""
+    vertices = np.arange(spread + 1)[:, None] + min_vertices
+    return (np.arange(segments) < vertices - 1).astype(float)
+
+
+def _affine_columns(generator: StrokeMaskGenerator) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, span)`` rows mapping stroke uniforms to widths (column 3) and segment lengths
+    (the last columns); other columns pass through."""
+    segments = generator.max_vertices - 1
+    key = (generator.min_width, generator.max_width, generator.min_length, generator.max_length)
+    return _affine_rows(key, generator.stroke_columns, segments)
+
+
+@functools.cache
+def _affine_rows(
+    key: tuple[float, ...], columns: int, segments: int
+) -> tuple[np.ndarray, np.ndarray]:
+    min_width, max_width, min_length, max_length = key
+    low, span = np.zeros(columns), np.ones(columns)
+    low[3], span[3] = min_width, max_width - min_width
+    low[4 + segments :], span[4 + segments :] = min_length, max_length - min_length
+    return low, span
 
 
 def _border_points(u_side: np.ndarray, u_pos: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -427,7 +471,7 @@ MAX_STALLED_STROKES = 50
 
 
 #: Strokes taken from the random stream at once while steering: about what a mask needs.
-STROKE_BLOCK = 16
+STROKE_BLOCK = 24
 #: Pixels beyond half the brush width that OpenCV's round stroke ends may cover.
 BOX_PAD = 2
 
@@ -543,8 +587,11 @@ def steered_mask(
             stroke, brush, (x0, y0, x1, y1) = feed.next(size_factor, on_border)
             # A stroke changes pixels inside its box only: count and undo just those.
             region = canvas[y0:y1, x0:x1]
-            before = region.copy()
             region_valid = cv2.countNonZero(region)
+            # Only a stroke that could overshoot (by turning its whole box into hole) needs
+            # the box kept to undo it; most early strokes cannot.
+            if 1.0 - (valid - region_valid) / size > ceiling:
+                before = region.copy()
             cv2.polylines(canvas, [stroke], False, HOLE, brush)
             new_valid = valid - (region_valid - cv2.countNonZero(region))
             new_ratio = 1.0 - new_valid / size  # the arithmetic of hole_ratio(mask)
@@ -554,7 +601,7 @@ def steered_mask(
             else:
                 stalled = stalled + 1 if new_valid == valid else 0
                 valid, ratio, on_border = new_valid, new_ratio, False
-        if floor < ratio <= ceiling and border in (None, touches_border(mask)):
+        if floor < ratio <= ceiling and (border is None or border == touches_border(mask)):
             return mask
     raise MaskGenerationError(
         f"no mask with hole ratio in ({low}, {high}] and border={border} at {height}x{width} "
