@@ -14,7 +14,8 @@ later scan stats the folders (a thousand for ImageNet) instead of listing them, 
 again when any of them changed, disappeared or is too recent to judge (a folder changed
 within ``RACY_SECONDS`` of the scan that recorded it may have changed again within the same
 timestamp tick). The cache is written atomically; an unreadable or foreign cache file is
-ignored and rewritten.
+ignored and rewritten. Processes that find no current cache at the same time (the ranks of
+a job) take turns on a lock beside it: the first lists, the others read what it wrote.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pconv.utils.files import atomic_write
+from pconv.utils.lock import waiting_lock
 
 #: Environment variable naming pconv's cache folder.
 CACHE_ENV = "PCONV_CACHE_DIR"
@@ -122,10 +124,19 @@ def scan_folder(folder: str | os.PathLike, extensions: tuple[str, ...]) -> FileI
     cached = _load(cache, folder)
     if cached is not None:
         return cached
-    scanned_ns = time.time_ns()
-    files, folders, mtimes = walk_files(folder, extensions)
-    index = FileIndex.from_names(folder, files)
-    _store(cache, folder, index, FileIndex.from_names(folder, folders), mtimes, scanned_ns)
+    with contextlib.ExitStack() as turn:
+        # The ranks of a job start together: one lists the folder, the others wait for its
+        # cache. A cache folder that cannot be written (read-only home) has no lock: each
+        # process then lists for itself.
+        with contextlib.suppress(OSError):
+            turn.enter_context(waiting_lock(cache.with_suffix(".lock")))
+        cached = _load(cache, folder)
+        if cached is not None:
+            return cached
+        scanned_ns = time.time_ns()
+        files, folders, mtimes = walk_files(folder, extensions)
+        index = FileIndex.from_names(folder, files)
+        _store(cache, folder, index, FileIndex.from_names(folder, folders), mtimes, scanned_ns)
     return index
 
 

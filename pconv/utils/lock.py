@@ -4,7 +4,9 @@
 left among the user's files), so a second command that wants the folder is refused at once,
 and a process that dies, even by SIGKILL, releases it with its file descriptors.
 :func:`lock_folder` holds a named lock file instead, which records the holder's process id
-(``pconv fit`` keeps its checkpoint folder this way for the whole run).
+(``pconv fit`` keeps its checkpoint folder this way for the whole run). :func:`waiting_lock`
+waits its turn instead of refusing: for work that several processes may need at once and one
+should do (the ranks of a job listing the same folder).
 """
 
 from __future__ import annotations
@@ -73,3 +75,14 @@ def lock_folder(folder: str | os.PathLike, name: str = ".lock") -> IO[str]:
     file.write(f"{os.getpid()}\n")
     file.flush()
     return file
+
+
+@contextmanager
+def waiting_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, with its folder, if missing)
+    for the block, waiting while another process holds it. A process that dies releases it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield

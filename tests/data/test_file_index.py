@@ -3,6 +3,7 @@ whenever the tree changed."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -102,7 +103,43 @@ def test_second_scan_reads_the_cache_without_listing_folders(tree, cache, count_
     count_scans.clear()
     assert listing(scan_folder(tree, IMAGE_EXTENSIONS)) == first
     assert count_scans == []
-    assert [p.name for p in cache.iterdir()] == [cached.name]  # no temporary file left
+    # No temporary file left; the lock beside the cache is empty.
+    assert sorted(p.name for p in cache.iterdir()) == [f"{cached.stem}.lock", cached.name]
+
+
+def _scan_at_once(tree: Path, barrier, walks: Path, results) -> None:
+    """One of the ranks of a job: wait for the others, then scan ``tree``, each listing it
+    does recorded in ``walks`` and slowed down so the ranks overlap."""
+    real = file_index.walk_files
+
+    def slow_walk(*args):
+        with walks.open("a") as record:
+            record.write(f"{os.getpid()}\n")
+        time.sleep(0.5)
+        return real(*args)
+
+    file_index.walk_files = slow_walk
+    barrier.wait()
+    results.put(listing(scan_folder(tree, IMAGE_EXTENSIONS)))
+
+
+def test_ranks_starting_together_list_the_tree_once(tree, cache, tmp_path):
+    """Two processes with no cache: one lists, the other waits and reads its cache."""
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    walks = tmp_path / "walks.txt"
+    ranks = [
+        context.Process(target=_scan_at_once, args=(tree, barrier, walks, results))
+        for _ in range(2)
+    ]
+    for rank in ranks:
+        rank.start()
+    listings = [results.get(timeout=60) for _ in ranks]
+    for rank in ranks:
+        rank.join(timeout=60)
+        assert rank.exitcode == 0
+    assert listings == [literal_listing(tree)] * 2
+    assert len(walks.read_text().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
