@@ -14,11 +14,12 @@ collection (what a long-running worker's collector eventually does), and reports
 worker's private memory: the pages it copied from its parent. Writes ``results/index.json``.
 
 With a text file instead of a folder (``imagenet_tree.py --layout filelist``'s ``train.txt``)
-the variants are ``paths`` (the old ``file_list``: a ``Path`` per line) and ``index``
-(:func:`pconv.data.images.file_list`, parsed into a file index; lists have no disk cache).
+``paths`` is the old ``file_list`` (a ``Path`` per line) and ``index cold``/``index warm``
+are :func:`pconv.data.images.file_list` parsing the list into a file index and writing the
+cache, then reading it.
 
     python experiments/benchmarks/bench_index.py TREE/train [--lookups 2000]
-    python experiments/benchmarks/bench_index.py TREE/train.txt
+    python experiments/benchmarks/bench_index.py TREE/train.txt --label filelist
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import numpy as np
 from harness import KIB_PER_MIB, current_rss_mib, print_table, run_worker, write_result
 
 VARIANTS = ("paths", "index cold", "index warm")
-LIST_VARIANTS = ("paths", "index")
 WORKERS = 2
 
 
@@ -110,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tree", help="a folder of images (ROOT/train) or a list (ROOT/train.txt)")
     parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument("--label", help="results/index-LABEL.json (default: results/index.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -120,7 +121,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results = {}
     try:
-        for variant in LIST_VARIANTS if Path(args.tree).is_file() else VARIANTS:
+        for variant in VARIANTS:
             results[variant] = run_worker(
                 Path(__file__), [variant, args.tree, "--lookups", str(args.lookups)]
             )
@@ -138,7 +139,7 @@ def main() -> None:
         rows,
     )  # fmt: skip
     path = write_result(
-        "index",
+        f"index-{args.label}" if args.label else "index",
         {"tree": args.tree, "lookups": args.lookups, "load_average_1min": [load_before, load_after],
          "results": results},
     )  # fmt: skip

@@ -14,6 +14,8 @@ needs root). Results go to ``results/startup-<label>.json``.
 
     python experiments/benchmarks/bench_startup.py TREE --label today \\
         --runs 1x2:300 1x4:300 2x2:5 [--source imagefolder] [--cache cold warm]
+    python experiments/benchmarks/bench_startup.py /tmp/places --source folder \\
+        --val-root /tmp/imagenet/val --label folder --runs 1x2:50 --cache cold warm
 
 A run is ``RANKSxWORKERS:STEPS``; two ranks use DDP with gloo on the CPU.
 """
@@ -38,7 +40,9 @@ SIZE = 64
 BATCH = 4
 
 
-def overlay(tmp: Path, source: str, root: str, ranks: int, workers: int, steps: int) -> Path:
+def overlay(
+    tmp: Path, source: str, root: str, val_root: str, ranks: int, workers: int, steps: int
+) -> Path:
     config = {
         "trainer": {
             "max_steps": steps,
@@ -53,6 +57,9 @@ def overlay(tmp: Path, source: str, root: str, ranks: int, workers: int, steps: 
         "data": {
             "source": source,
             "root": root,
+            # Flat sources have no splits: validation reads its own folder (pconv refuses to
+            # score the training images).
+            **({"val_root": val_root} if source != "imagefolder" else {}),
             "train_split": "train",
             "val_split": "val",
             "image_size": SIZE,
@@ -67,12 +74,14 @@ def overlay(tmp: Path, source: str, root: str, ranks: int, workers: int, steps: 
     return path
 
 
-def run(source: str, root: str, ranks: int, workers: int, steps: int, cache: str) -> dict:
+def run(
+    source: str, root: str, val_root: str, ranks: int, workers: int, steps: int, cache: str
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="pconv-startup-") as folder:
         tmp = Path(folder)
         probes = tmp / "probes"
         probes.mkdir()
-        config = overlay(tmp, source, root, ranks, workers, steps)
+        config = overlay(tmp, source, root, val_root, ranks, workers, steps)
         env = {
             **os.environ,
             "PCONV_PROBE_DIR": str(probes),
@@ -116,8 +125,13 @@ def main() -> None:
         "--source", default="imagefolder", choices=("imagefolder", "folder", "filelist")
     )
     parser.add_argument("--runs", nargs="+", default=["1x2:300", "1x4:300", "2x2:5"])
+    parser.add_argument(
+        "--val-root", type=Path, help="validation of folder/filelist (default: TREE/val[.txt])"
+    )
     parser.add_argument("--cache", nargs="+", default=["cold"], choices=("cold", "warm"))
     args = parser.parse_args()
+    # imagenet_tree.py's validation images, for the flat sources.
+    val_root = str(args.val_root or args.tree / ("val.txt" if args.source == "filelist" else "val"))
     root = {
         "imagefolder": args.tree,
         "folder": args.tree / "places",
@@ -129,7 +143,7 @@ def main() -> None:
         ranks, workers = (int(v) for v in shape.split("x"))
         for cache in args.cache:
             load = os.getloadavg()[0]
-            result = run(args.source, str(root), ranks, workers, int(steps), cache)
+            result = run(args.source, str(root), val_root, ranks, workers, int(steps), cache)
             result["load_average_1min"] = [load, os.getloadavg()[0]]
             print(json.dumps(result), flush=True)
             results.append(result)

@@ -5,7 +5,8 @@ Layouts (``--layout``):
 - ``imagefolder``: ``ROOT/train/<wnid>/<wnid>_<k>.JPEG``, ``--classes`` × ``--per-class`` files
   (ImageNet: 1,000 × 1,281), and ``ROOT/val/ILSVRC2012_val_<k>.JPEG``, ``--val`` files (50,000);
 - ``folder``: ``ROOT/places/<k>.jpg``, ``--files`` files in one flat folder (Places2: 1.8 M);
-- ``filelist``: the ``imagefolder`` tree plus ``ROOT/train.txt`` naming its training files.
+- ``filelist``: the ``imagefolder`` tree plus ``ROOT/train.txt`` and ``ROOT/val.txt`` naming its
+  training and validation files.
 
 Every file is a hard link to one of the skimage.data photos written as JPEG under
 ``ROOT/.photos`` (each copy linked at most 60,000 times: ext4 allows 65,000): links cost a
@@ -113,7 +114,9 @@ def main() -> None:
     os.chdir(root)  # links by relative name: no million path joins
     link_all(photos, names)
     if args.layout == "filelist":
-        Path("train.txt").write_text("".join(f"{n}\n" for n in names if n.startswith("train/")))
+        for split in ("train", "val"):
+            lines = "".join(f"{n}\n" for n in names if n.startswith(f"{split}/"))
+            Path(f"{split}.txt").write_text(lines)
     free = shutil.disk_usage(".").free / 2**30
     print(f"done in {time.perf_counter() - start:.0f} s; {free:.0f} GiB free")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pconv.data.file_index import FileIndex, scan_folder, walk_files
+from pconv.data.file_index import FileIndex, read_list, scan_folder, walk_files
 
 #: File name endings scanned for in image folders (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
@@ -236,16 +236,19 @@ def file_list(list_path: str | os.PathLike) -> FileImageSource:
         raise DataSourceError(
             f"file list {list_path} {state}; set `root` to a text file with one image path per line"
         )
-    try:
-        text = list_path.read_text()
-    except UnicodeDecodeError:
-        raise DataSourceError(
-            f"file list {list_path} is not text (an image?); set `root` to a text file with "
-            "one image path per line, or to a folder of images"
-        ) from None
-    lines = (line.strip() for line in text.splitlines())
-    names = (line for line in lines if line and not line.startswith("#"))
-    paths = FileIndex.from_names(list_path.parent, names)
+
+    def names() -> Iterable[str]:
+        try:
+            text = list_path.read_text()
+        except UnicodeDecodeError:
+            raise DataSourceError(
+                f"file list {list_path} is not text (an image?); set `root` to a text file "
+                "with one image path per line, or to a folder of images"
+            ) from None
+        lines = (line.strip() for line in text.splitlines())
+        return (line for line in lines if line and not line.startswith("#"))
+
+    paths = read_list(list_path, names)
     if not len(paths):
         raise DataSourceError(f"file list {list_path} names no images; add one path per line")
     return FileImageSource(paths, str(list_path))

@@ -218,3 +218,35 @@ def test_file_list_is_held_as_arrays_relative_to_the_list(tmp_path):
     ]  # fmt: skip
     with pytest.raises(IndexError):
         source.name(4)
+
+
+@pytest.mark.parametrize("change", ["rewritten", "replaced"])
+def test_file_list_is_parsed_once_until_it_changes(tmp_path, cache, monkeypatch, change):
+    """A run opens its lists several times: a list is parsed once and then read from the
+    cache, and a list that changed is parsed again, even one replaced by another file of the
+    same time (``mv`` keeps a file's time)."""
+    listing_path = tmp_path / "list.txt"
+    listing_path.write_text("a.jpg\nb.jpg\n")
+    os.utime(listing_path, (OLD, OLD))
+    reads = []
+    real = Path.read_text
+
+    def counted(path, *args, **kwargs):
+        reads.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    assert file_list(listing_path).paths.names() == ["a.jpg", "b.jpg"]
+    assert file_list(listing_path).paths.names() == ["a.jpg", "b.jpg"]
+    assert reads == [listing_path]
+    if change == "rewritten":
+        listing_path.write_text("c.jpg\n")
+        os.utime(listing_path, (OLD, OLD))  # same time, another size
+    else:
+        other = tmp_path / "other.txt"
+        other.write_text("c.jpg\nd.jpg\n")
+        os.utime(other, (OLD, OLD))
+        other.replace(listing_path)
+    expected = {"rewritten": ["c.jpg"], "replaced": ["c.jpg", "d.jpg"]}[change]
+    assert file_list(listing_path).paths.names() == expected
+    assert len(reads) == 2
