@@ -349,11 +349,12 @@ class PConvCLI(LightningCLI):
 
     def _newest_checkpoint(self) -> tuple[str | None, str]:
         """(the readable checkpoint with the highest global step among the ModelCheckpoint
-        ``last`` files and the interrupt checkpoint, or None; the folders searched). Lightning
-        would take the newest file. An unreadable file (0 bytes, cut short) is skipped with
-        one line naming it."""
+        ``last`` files, the interrupt checkpoint and SLURM's ``hpc_ckpt_*`` in the run folder,
+        or None; the folders searched). Lightning would take the newest file. An unreadable
+        file (0 bytes, cut short) is skipped with one line naming it."""
         trainer = self.trainer
-        candidates = set()
+        # Lightning's requeue handler saves these in default_root_dir.
+        candidates = {str(path) for path in Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt")}
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint):
                 candidates |= callback._find_last_checkpoints(trainer)

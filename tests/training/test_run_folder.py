@@ -94,6 +94,22 @@ def test_a_plain_fit_in_a_folder_with_checkpoints_resumes_from_the_newest_step(f
     assert not (checkpoints / "last-v1.ckpt").exists()
 
 
+def test_resume_takes_slurms_hpc_checkpoint_when_it_holds_the_highest_step(folder, capsys):
+    """A requeued job finds hpc_ckpt_* (Lightning's requeue save) beside a last.ckpt written
+    later but holding fewer steps: the step decides, not the file time."""
+    checkpoints = folder / "checkpoints"
+    pconv("fit", overlay(folder, steps=1))
+    first = (checkpoints / "last.ckpt").read_bytes()
+    pconv("fit", overlay(folder, steps=3), "--ckpt_path", "last")
+    (checkpoints / "last.ckpt").rename(folder / "hpc_ckpt_1.ckpt")  # step 3
+    (checkpoints / "last.ckpt").write_bytes(first)  # step 1, the newer file
+    capsys.readouterr()
+    pconv("fit", overlay(folder, steps=4))
+    [line] = [line for line in one_line(capsys) if "already holds" in line]
+    assert "hpc_ckpt_1.ckpt (step 3)" in line
+    assert step(checkpoints / "last.ckpt") == 4
+
+
 def test_a_second_fit_on_a_folder_in_use_refuses_in_one_line(folder, capsys):
     config = overlay(folder)
     lock = folder / "checkpoints" / ".pconv-fit.lock"
