@@ -65,13 +65,14 @@ def tree(tmp_path) -> Path:
 
 
 @pytest.fixture
-def count_scans(monkeypatch) -> list[str]:
-    """Every folder os.scandir lists from now on."""
+def count_scans(monkeypatch, tmp_path) -> list[str]:
+    """Every folder of the tree os.scandir lists from now on (not the cache's own folder)."""
     listed = []
     real = os.scandir
 
     def spy(path="."):
-        listed.append(os.fspath(path))
+        if not os.fspath(path).startswith(str(tmp_path / "cache")):
+            listed.append(os.fspath(path))
         return real(path)
 
     monkeypatch.setattr(file_index.os, "scandir", spy)
@@ -250,3 +251,22 @@ def test_file_list_is_parsed_once_until_it_changes(tmp_path, cache, monkeypatch,
     expected = {"rewritten": ["c.jpg"], "replaced": ["c.jpg", "d.jpg"]}[change]
     assert file_list(listing_path).paths.names() == expected
     assert len(reads) == 2
+
+
+def test_caches_unused_for_a_month_are_removed_when_another_is_written(tree, cache, tmp_path):
+    """A tree read yesterday keeps its cache; one unused for longer than UNUSED_DAYS goes
+    (with its lock) the next time any cache is written."""
+    in_use = tmp_path / "in-use"
+    make_tree(in_use, ["x.jpg"])
+    scan_folder(in_use, IMAGE_EXTENSIONS)
+    (kept,) = cache.glob("*.npz")
+    long_ago = time.time() - (file_index.UNUSED_DAYS + 1) * 86400
+    os.utime(kept, (long_ago, long_ago))
+    assert listing(scan_folder(in_use, IMAGE_EXTENSIONS)) == [str(in_use / "x.jpg")]  # read
+    stale = [cache / "0123.npz", cache / "0123.lock"]
+    for path in stale:
+        path.write_bytes(b"old")
+        os.utime(path, (long_ago, long_ago))
+    scan_folder(tree, IMAGE_EXTENSIONS)  # writes a second cache
+    assert not any(path.exists() for path in stale)
+    assert kept.exists() and len(list(cache.glob("*.npz"))) == 2
