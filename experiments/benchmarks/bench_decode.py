@@ -3,7 +3,7 @@
 Every decoder turns the same JPEG bytes into the H×W×3 uint8 RGB array the training pipeline
 crops. The photos are the skimage.data ones, written with OpenCV at quality 90 (4:2:0 chroma,
 as most ImageNet files) at two sizes: ImageNet's typical 500 px on the longer side, and their
-own 300×451 to 1411×1411. Decoders:
+own 300×451 to 500×741. Decoders:
 
 - ``opencv``: :func:`pconv.data.images.decode_image`, what pconv uses (``cv2.imdecode`` then
   BGR to RGB);

@@ -4,7 +4,7 @@
 The path ``pconv fit`` runs for a folder source: ``TrainDataset`` (JPEG decode with OpenCV,
 random resized crop + flip, a ``paper`` preset mask) through a ``DataLoader`` with batch 6
 (the paper's), after one warm-up epoch of the workers. The photos are the skimage.data ones
-written as JPEG (300×451 to 1411×1411). Each worker count runs ``--batches`` batches; the
+written as JPEG (300×451 to 500×741). Each worker count runs ``--batches`` batches; the
 machine's load average is recorded with every figure, since on a shared machine several
 workers compete with other jobs. Writes ``results/loader.json``.
 
