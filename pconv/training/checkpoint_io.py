@@ -3,7 +3,8 @@ best and ``last.ckpt``, ``interrupted.ckpt``, SLURM's ``hpc_ckpt_*``) goes throu
 strategy's CheckpointIO, and this one writes a temporary file in the target's folder, flushes
 it to disk (fsync), and renames it over the target. A process killed at any moment leaves the
 previous file or the new one, never half of one; a stray temporary is a hidden
-``.<name>.<random>.ckpt`` that nothing reads.
+``.<name>.<random>.ckpt`` that nothing reads, and the next ``fit`` holding the checkpoint
+folder removes it.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from pconv.training.callbacks import (
 from pconv.training.callbacks.console import ModelSummary, ProgressBar, ProgressLog
 from pconv.training.checkpoint_io import AtomicCheckpointIO
 from pconv.training.module import WANDB_RUN_ID_KEY, InpaintingModule, NonFiniteLossError
+from pconv.utils.files import stray_temporaries
 from pconv.utils.lock import FolderBusyError, lock_folder
 from pconv.utils.notices import quiet_library_notices, quiet_wandb
 from pconv.utils.threads import choose_threads
@@ -428,6 +429,17 @@ class PConvCLI(LightningCLI):
                     "it to end, or give this run another folder (trainer.default_root_dir or "
                     "checkpoint.dirpath)"
                 ) from None
+            # Held: no save is under way there, so a temporary is a killed run's half file.
+            stray = stray_temporaries(folder, ".ckpt")
+            for path in stray:
+                path.unlink(missing_ok=True)
+            if stray:
+                more = ", ..." if len(stray) > 1 else ""
+                print(
+                    f"pconv: removed {len(stray)} half-written checkpoint file(s) that a killed "
+                    f"run left in {folder} ({stray[0].name}{more})",
+                    file=sys.stderr,
+                )
 
     def before_fit(self) -> None:
         self._locks: list = []

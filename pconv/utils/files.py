@@ -9,6 +9,7 @@ and put in place by :func:`swap_in` once complete.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,14 @@ def check_writable(folder: str | os.PathLike) -> None:
         probe.unlink()
     except OSError as error:
         raise type(error)(error.errno, f"cannot write into {folder}: {error.strerror}") from None
+
+
+def stray_temporaries(folder: str | os.PathLike, suffix: str) -> list[Path]:
+    """The temporaries :func:`atomic_path` left in ``folder`` for targets ending in ``suffix``
+    (``.<name>.<32 hex digits><suffix>``): a process killed between creating and renaming one
+    leaves it behind. Only a caller that holds the folder knows that none is still in use."""
+    pattern = re.compile(rf"\..+{re.escape(suffix)}\.[0-9a-f]{{32}}{re.escape(suffix)}")
+    return sorted(path for path in Path(folder).glob(f".*{suffix}") if pattern.fullmatch(path.name))
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:

@@ -110,6 +110,23 @@ def test_resume_takes_slurms_hpc_checkpoint_when_it_holds_the_highest_step(folde
     assert step(checkpoints / "last.ckpt") == 4
 
 
+def test_fit_removes_half_written_checkpoints_a_killed_run_left(folder, capsys):
+    """A run killed while saving leaves a hidden temporary (utils.files.atomic_path); the
+    next fit on the folder removes it, and only it."""
+    checkpoints = folder / "checkpoints"
+    checkpoints.mkdir()
+    stray = checkpoints / f".last.ckpt.{'0123456789abcdef' * 2}.ckpt"
+    stray.write_bytes(b"half a checkpoint")
+    theirs = [checkpoints / ".notes.ckpt", checkpoints / ".last.ckpt.backup.ckpt"]
+    for path in theirs:
+        path.write_bytes(b"the user's")
+    pconv("fit", overlay(folder, steps=1))
+    [line] = [line for line in one_line(capsys) if "half-written" in line]
+    assert stray.name in line and str(checkpoints) in line
+    assert not stray.exists() and all(path.read_bytes() == b"the user's" for path in theirs)
+    assert step(checkpoints / "last.ckpt") == 1
+
+
 def test_a_second_fit_on_a_folder_in_use_refuses_in_one_line(folder, capsys):
     config = overlay(folder)
     lock = folder / "checkpoints" / ".pconv-fit.lock"
