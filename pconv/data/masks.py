@@ -224,7 +224,9 @@ class StrokeMaskGenerator:
         spread = self.max_vertices - self.min_vertices
         extra = np.minimum((u[:, 2] * (spread + 1)).astype(np.intp), spread)
         # Widths and lengths: low + u * (high - low), one column each, in one pass.
-        low, span = _affine_columns(self)
+        low, span = _affine_rows(
+            self.min_width, self.max_width, self.min_length, self.max_length, self.max_vertices
+        )
         sized = low + u * span
         turns = (2 * u[:, 4 : 4 + segments] - 1) * self.max_turn
         # The first "turn" is the stroke's initial direction, uniform over the circle.
@@ -336,20 +338,14 @@ def _live_segments(spread: int, min_vertices: int, segments: int) -> np.ndarray:
     return (np.arange(segments) < vertices - 1).astype(float)
 
 
-def _affine_columns(generator: StrokeMaskGenerator) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, span)`` rows mapping stroke uniforms to widths (column 3) and segment lengths
-    (the last columns); other columns pass through."""
-    segments = generator.max_vertices - 1
-    key = (generator.min_width, generator.max_width, generator.min_length, generator.max_length)
-    return _affine_rows(key, generator.stroke_columns, segments)
-
-
 @functools.cache
 def _affine_rows(
-    key: tuple[float, ...], columns: int, segments: int
+    min_width: float, max_width: float, min_length: float, max_length: float, max_vertices: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    min_width, max_width, min_length, max_length = key
-    low, span = np.zeros(columns), np.ones(columns)
+    """``(low, span)`` rows mapping stroke uniforms to widths (column 3) and segment lengths
+    (the last ``max_vertices - 1`` columns); other columns pass through."""
+    segments = max_vertices - 1
+    low, span = np.zeros(4 + 2 * segments), np.ones(4 + 2 * segments)
     low[3], span[3] = min_width, max_width - min_width
     low[4 + segments :], span[4 + segments :] = min_length, max_length - min_length
     return low, span

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from networks import net_outputs
 from refusals import assert_refused
 from safetensors.torch import save_file
 from servers import serving
@@ -29,14 +30,6 @@ HOSTILE = "pconv_i24_hostile"
 def tiny_net(levels: int = 2) -> PConvUNet:
     torch.manual_seed(levels)
     return PConvUNet(levels=levels, width_mult=1 / 64).eval()
-
-
-def outputs(net: torch.nn.Module) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(1)
-    image = torch.rand(1, 3, 16, 16, generator=generator)
-    mask = (torch.rand(1, 1, 16, 16, generator=generator) > 0.3).float()
-    with torch.no_grad():
-        return net(image, mask)
 
 
 def write_safetensors(path: Path, net: PConvUNet, record: object) -> Path:
@@ -145,7 +138,7 @@ def test_the_architecture_travels_inside_the_safetensors_file(tmp_path):
     net = tiny_net()
     weights, config = save_safetensors(net, tmp_path / "model.safetensors")
     config.unlink()  # one file, one hash
-    assert torch.equal(outputs(load_network(weights)), outputs(net))
+    assert torch.equal(net_outputs(load_network(weights)), net_outputs(net))
 
 
 @pytest.fixture
@@ -166,7 +159,7 @@ def test_two_urls_with_one_file_name_are_two_cache_entries(two_servers, tmp_path
     for (folder, _), net in zip(two_servers, nets, strict=True):
         save_safetensors(net, folder / "last.safetensors")
     for (_, url), net in zip(two_servers, nets, strict=True):
-        assert torch.equal(outputs(load_network(f"{url}/last.safetensors")), outputs(net))
+        assert torch.equal(net_outputs(load_network(f"{url}/last.safetensors")), net_outputs(net))
     cached = sorted(p.name for p in (tmp_path / "torch" / "checkpoints").iterdir())
     assert len(cached) == 2 and all(name.endswith("-last.safetensors") for name in cached)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from networks import net_outputs
 
 from pconv.nn.unet import PConvUNet
 from pconv.weights import CheckpointError, load_network, load_weights_into
@@ -36,12 +37,7 @@ def test_load_network_errors_name_the_path(tmp_path):
         load_network(truncated)
 
 
-def outputs(net: torch.nn.Module) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(3)
-    image = torch.rand(2, 3, 32, 48, generator=generator)
-    mask = (torch.rand(2, 1, 32, 48, generator=generator) > 0.3).float()
-    with torch.no_grad():
-        return net(image, mask)
+outputs = functools.partial(net_outputs, shape=(2, 32, 48), seed=3)
 
 
 @pytest.fixture(scope="module")
